@@ -1,0 +1,38 @@
+"""`plan --stack S [--format text|json|sql]`: the access plan of a stack,
+read from Pulumi.yaml and Pulumi.S.yaml; no engine, no database."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+FORMATS = ("text", "json", "sql")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--stack", required=True, help="stack name, e.g. dev or prod")
+    parser.add_argument("--format", choices=FORMATS, default="text")
+    parser.add_argument(
+        "--project", type=Path, default=None, help="directory of Pulumi.yaml (default: found upwards)"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from naapdb.stackfiles import load_stack_settings
+
+    settings = load_stack_settings(args.stack, args.project)
+    sys.stdout.write(render(settings.plan, args.format))
+    return 0
+
+
+def render(plan, output_format: str) -> str:  # type: ignore[no-untyped-def]
+    from naapdb import render as renderers
+
+    if output_format == "json":
+        return renderers.plan_to_json(plan)
+    if output_format == "sql":
+        from naapdb.sql import plan_to_sql
+
+        return plan_to_sql(plan)
+    return renderers.plan_to_text(plan)

@@ -1,0 +1,233 @@
+"""The access plan: every role, membership, grant, default privilege and
+`PUBLIC` revocation the access model of DESIGN.md asks for, computed once
+from the catalogue as plain frozen data.
+
+The Pulumi components declare resources from this plan, `plan --format sql`
+prints it, `verify` compares a live database with it, and the tests hold all
+three to it: one source of truth, in deterministic order (the catalogue's).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from enum import Enum
+
+from naapdb import names
+from naapdb.catalog import Catalog
+
+
+class Rotation(str, Enum):
+    """How login passwords are rotated (`naap-db:credentials.rotation`)."""
+
+    SINGLE = "single"
+    """One login per identity; a new password breaks clients until they re-read it."""
+    ALTERNATING = "alternating"
+    """Each identity is NOLOGIN, carried by two logins `_a`/`_b`, so one can
+    change password while clients still use the other."""
+
+
+# Rights of the group roles on the objects of their schema. Sequences need
+# USAGE and UPDATE for nextval/setval; functions only exist for _rw.
+RW_PRIVILEGES: dict[str, tuple[str, ...]] = {
+    "table": ("SELECT", "INSERT", "UPDATE", "DELETE"),
+    "sequence": ("USAGE", "SELECT", "UPDATE"),
+    "function": ("EXECUTE",),
+}
+RO_PRIVILEGES: dict[str, tuple[str, ...]] = {
+    "table": ("SELECT",),
+    "sequence": ("SELECT",),
+}
+OBJECT_TYPES = ("table", "sequence", "function")
+
+
+@dataclass(frozen=True)
+class Role:
+    """A role of the plan. `identity` names the identity a login carries
+    (alternating rotation); `schema` the schema a group role serves."""
+
+    name: str
+    login: bool
+    purpose: str
+    schema: str | None = None
+    identity: str | None = None
+
+
+@dataclass(frozen=True)
+class Membership:
+    """`GRANT group TO member`."""
+
+    member: str
+    group: str
+
+
+@dataclass(frozen=True)
+class Grant:
+    """Privileges of a role on the database (`schema` None), on a schema, or
+    on all existing tables/sequences/functions of a schema."""
+
+    role: str
+    object_type: str
+    privileges: tuple[str, ...]
+    schema: str | None = None
+
+
+@dataclass(frozen=True)
+class DefaultPrivilege:
+    """`ALTER DEFAULT PRIVILEGES FOR ROLE owner [IN SCHEMA schema] GRANT ...`;
+    empty privileges revoke the built-in default (EXECUTE to PUBLIC)."""
+
+    role: str
+    object_type: str
+    privileges: tuple[str, ...]
+    schema: str | None = None
+    owner: str = names.OWNER
+
+
+@dataclass(frozen=True)
+class Revocation:
+    """Everything revoked from `PUBLIC` on the database (`schema` None) or a schema."""
+
+    object_type: str
+    schema: str | None = None
+    role: str = "public"
+
+
+@dataclass(frozen=True)
+class SchemaPlan:
+    """A schema owned by `naap_owner`; `plugin` None for the platform's own."""
+
+    name: str
+    plugin: str | None
+    owner: str = names.OWNER
+    rw_role: str | None = None
+    ro_role: str | None = None
+
+
+@dataclass(frozen=True)
+class AccessPlan:
+    """The whole access model of one stack, as data."""
+
+    database: str
+    rotation: Rotation
+    schemas: tuple[SchemaPlan, ...]
+    roles: tuple[Role, ...]
+    memberships: tuple[Membership, ...]
+    grants: tuple[Grant, ...]
+    default_privileges: tuple[DefaultPrivilege, ...]
+    revocations: tuple[Revocation, ...]
+    _by_name: dict[str, Role] = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._by_name.update({role.name: role for role in self.roles})
+
+    def role(self, name: str) -> Role:
+        """The role named `name` (KeyError if the plan has none)."""
+        return self._by_name[name]
+
+    @property
+    def login_roles(self) -> tuple[Role, ...]:
+        """Roles that log in: each gets a generated password."""
+        return tuple(role for role in self.roles if role.login)
+
+    @property
+    def identities(self) -> tuple[str, ...]:
+        """The login identities of the access model (`naap_migrator`, each
+        `naap_<plugin>`, `naap_app`, `naap_readonly`), whatever the rotation."""
+        return tuple(role.name for role in self.roles if role.purpose in IDENTITY_PURPOSES)
+
+    def logins_of(self, identity: str) -> tuple[str, ...]:
+        """The login role(s) carrying an identity."""
+        if self.rotation is Rotation.ALTERNATING:
+            return names.alternate_logins(identity)
+        return (identity,)
+
+    def grants_in(self, schema: str) -> Iterator[Grant]:
+        """Grants on a schema and its objects."""
+        return (grant for grant in self.grants if grant.schema == schema)
+
+
+IDENTITY_PURPOSES = frozenset({"migrator", "plugin", "app", "readonly"})
+
+
+def build_plan(catalog: Catalog, rotation: Rotation = Rotation.SINGLE) -> AccessPlan:
+    """Derive the access plan of DESIGN.md from a validated catalogue."""
+    schemas = _schemas(catalog)
+    identities = _identities(catalog)
+    roles = [Role(names.OWNER, login=False, purpose="owner")]
+    memberships: list[Membership] = []
+    for plan_schema in schemas:
+        if plan_schema.rw_role and plan_schema.ro_role:
+            roles.append(Role(plan_schema.rw_role, False, "rw", schema=plan_schema.name))
+            roles.append(Role(plan_schema.ro_role, False, "ro", schema=plan_schema.name))
+    for identity, purpose, groups in identities:
+        alternating = rotation is Rotation.ALTERNATING
+        roles.append(Role(identity, login=not alternating, purpose=purpose))
+        memberships.extend(Membership(identity, group) for group in groups)
+        if alternating:
+            for login in names.alternate_logins(identity):
+                roles.append(Role(login, login=True, purpose="login", identity=identity))
+                memberships.append(Membership(login, identity))
+    return AccessPlan(
+        database=names.DATABASE,
+        rotation=rotation,
+        schemas=schemas,
+        roles=tuple(roles),
+        memberships=tuple(memberships),
+        grants=tuple(_grants(schemas, [identity for identity, _, _ in identities])),
+        default_privileges=tuple(_default_privileges(schemas)),
+        revocations=(
+            Revocation("database"),
+            *(Revocation("schema", schema.name) for schema in schemas),
+        ),
+    )
+
+
+def _schemas(catalog: Catalog) -> tuple[SchemaPlan, ...]:
+    plugin_schemas = tuple(
+        SchemaPlan(
+            name=entry.schema,
+            plugin=entry.plugin,
+            rw_role=names.rw_role(entry.schema),
+            ro_role=names.ro_role(entry.schema),
+        )
+        for entry in catalog.plugins
+    )
+    return (*plugin_schemas, SchemaPlan(name=names.META_SCHEMA, plugin=None))
+
+
+def _identities(catalog: Catalog) -> list[tuple[str, str, tuple[str, ...]]]:
+    """(identity, purpose, the groups it is a member of), in a stable order."""
+    identities = [(names.MIGRATOR, "migrator", (names.OWNER,))]
+    for entry in catalog.plugins:
+        groups = (names.rw_role(entry.schema), *(names.ro_role(read) for read in entry.reads))
+        identities.append((names.plugin_login(entry.plugin), "plugin", groups))
+    identities.append((names.APP, "app", tuple(names.rw_role(s) for s in catalog.schemas)))
+    identities.append((names.READONLY, "readonly", tuple(names.ro_role(s) for s in catalog.schemas)))
+    return identities
+
+
+def _grants(schemas: tuple[SchemaPlan, ...], identities: list[str]) -> Iterator[Grant]:
+    for identity in identities:
+        yield Grant(identity, "database", ("CONNECT",))
+    for schema in schemas:
+        for role, privileges in _group_rights(schema):
+            yield Grant(role, "schema", ("USAGE",), schema.name)
+            for object_type, object_privileges in privileges.items():
+                yield Grant(role, object_type, object_privileges, schema.name)
+
+
+def _default_privileges(schemas: tuple[SchemaPlan, ...]) -> Iterator[DefaultPrivilege]:
+    # PostgreSQL gives EXECUTE on every new function to PUBLIC; take that
+    # back for naap_owner's functions so only the plan's roles may call them.
+    yield DefaultPrivilege("public", "function", ())
+    for schema in schemas:
+        for role, privileges in _group_rights(schema):
+            for object_type, object_privileges in privileges.items():
+                yield DefaultPrivilege(role, object_type, object_privileges, schema.name)
+
+
+def _group_rights(schema: SchemaPlan) -> list[tuple[str, dict[str, tuple[str, ...]]]]:
+    if schema.rw_role is None or schema.ro_role is None:
+        return []
+    return [(schema.rw_role, RW_PRIVILEGES), (schema.ro_role, RO_PRIVILEGES)]

@@ -1,0 +1,72 @@
+"""The access plan as text (a table per schema, for people) and as JSON
+(stable keys and order, for machines; the format is documented in README)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from typing import Any
+
+from naapdb import names
+from naapdb.plan import AccessPlan
+
+JSON_FORMAT_VERSION = 1
+
+
+def plan_to_dict(plan: AccessPlan) -> dict[str, Any]:
+    """The plan as plain JSON-ready data, in the plan's (catalogue) order."""
+    return {
+        "format_version": JSON_FORMAT_VERSION,
+        "database": plan.database,
+        "rotation": plan.rotation.value,
+        "schemas": [asdict(schema) for schema in plan.schemas],
+        "roles": [asdict(role) for role in plan.roles],
+        "memberships": [asdict(membership) for membership in plan.memberships],
+        "grants": [_listed(asdict(grant)) for grant in plan.grants],
+        "default_privileges": [_listed(asdict(default)) for default in plan.default_privileges],
+        "revocations": [asdict(revocation) for revocation in plan.revocations],
+    }
+
+
+def _listed(item: dict[str, Any]) -> dict[str, Any]:
+    item["privileges"] = list(item["privileges"])
+    return item
+
+
+def plan_to_json(plan: AccessPlan) -> str:
+    return json.dumps(plan_to_dict(plan), indent=2) + "\n"
+
+
+def plan_to_text(plan: AccessPlan) -> str:
+    """One table per schema (who may do what), then the roles."""
+    lines = [f"database {plan.database}  (rotation: {plan.rotation.value})", ""]
+    members_of: dict[str, list[str]] = {}
+    for membership in plan.memberships:
+        members_of.setdefault(membership.group, []).append(membership.member)
+    for schema in plan.schemas:
+        owner_note = f"plugin {schema.plugin}" if schema.plugin else "platform"
+        lines.append(f"schema {schema.name}  ({owner_note}, owner {schema.owner})")
+        grants = list(plan.grants_in(schema.name))
+        if not grants:
+            lines.append("  no rights for any plugin role")
+        width = max((len(grant.role) for grant in grants), default=0)
+        for grant in grants:
+            lines.append(
+                f"  {grant.role:<{width}}  {grant.object_type:<9} {', '.join(grant.privileges)}"
+            )
+        for group in (schema.rw_role, schema.ro_role):
+            if group:
+                lines.append(f"  {group} members: {', '.join(members_of.get(group, [])) or '-'}")
+        lines.append("")
+    lines.append("roles")
+    width = max(len(role.name) for role in plan.roles)
+    for role in plan.roles:
+        login = "LOGIN  " if role.login else "NOLOGIN"
+        member_of = [m.group for m in plan.memberships if m.member == role.name]
+        lines.append(
+            f"  {role.name:<{width}}  {login}  {role.purpose:<8} member of: "
+            f"{', '.join(member_of) or '-'}"
+        )
+    connect = [g.role for g in plan.grants if g.object_type == "database"]
+    lines += ["", f"database {names.DATABASE}: CONNECT to {', '.join(connect)}; PUBLIC revoked"]
+    return "\n".join(lines) + "\n"

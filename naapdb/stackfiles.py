@@ -1,0 +1,90 @@
+"""Reads a stack's config the way the Pulumi engine would, without the
+engine: project-level `config:` of `Pulumi.yaml` overlaid by the stack file
+`Pulumi.<stack>.yaml`. Encrypted values stay encrypted (`SECRET`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from naapdb.errors import ConfigError
+from naapdb.settings import NAMESPACE, SECRET, StackSettings, parse_settings
+
+PROJECT_FILE = "Pulumi.yaml"
+
+
+def find_project_root(start: Path | None = None) -> Path:
+    """The nearest directory holding `Pulumi.yaml`, from `start` (the current
+    directory) upwards, else the checkout this package lives in."""
+    here = (start or Path.cwd()).resolve()
+    for directory in (here, *here.parents):
+        if (directory / PROJECT_FILE).is_file():
+            return directory
+    return Path(__file__).resolve().parent.parent
+
+
+def stack_file(root: Path, stack: str) -> Path:
+    """Where a stack's config lives."""
+    return root / f"Pulumi.{stack}.yaml"
+
+
+def read_raw_config(root: Path, stack: str) -> dict[str, Any]:
+    """The stack's `naap-db:*` config, keys without the namespace."""
+    project = _load_yaml(root / PROJECT_FILE)
+    path = stack_file(root, stack)
+    if not path.is_file():
+        raise ConfigError(str(path), f"no such stack file; create it with `pulumi stack init {stack}`")
+    stack_doc = _load_yaml(path)
+    raw: dict[str, Any] = {}
+    for source, section in ((root / PROJECT_FILE, project), (path, stack_doc)):
+        config = section.get("config") or {}
+        if not isinstance(config, Mapping):
+            raise ConfigError(f"{source.name}: config", "must be a mapping of keys to values")
+        for key, value in config.items():
+            name = _own_key(str(key))
+            if name is None:
+                continue
+            if source.name == PROJECT_FILE and isinstance(value, Mapping):
+                value = value.get("value", value.get("default"))
+            raw[name] = _decode(value)
+    return raw
+
+
+def load_stack_settings(stack: str, root: Path | None = None) -> StackSettings:
+    """Validated settings of a stack from its files."""
+    root = root or find_project_root()
+    return parse_settings(stack, read_raw_config(root, stack))
+
+
+def _own_key(key: str) -> str | None:
+    namespace, sep, name = key.partition(":")
+    if not sep:
+        return key  # a bare key belongs to the project
+    return name if namespace == NAMESPACE else None
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        if set(value) == {"secure"}:
+            return SECRET
+        return {key: _decode(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_decode(item) for item in value]
+    return value
+
+
+def _load_yaml(path: Path) -> Mapping[str, Any]:
+    try:
+        document = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(str(path), "not found; run from the naap-db checkout") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(str(path), f"is not valid YAML: {error}".replace("\n", " ")) from None
+    if document is None:
+        return {}
+    if not isinstance(document, Mapping):
+        raise ConfigError(str(path), "must be a YAML mapping")
+    return document

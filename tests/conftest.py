@@ -1,0 +1,79 @@
+"""Shared fixtures: the mocks harness, real PostgreSQL servers, and guards
+that make an accidental real side effect fail loudly."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg.conninfo import conninfo_to_dict
+
+from tests import harness
+from tests.pgserver import ClusterFactory, PgServer, cluster_factory
+
+# Ports of the servers this suite started; connecting anywhere else is a bug.
+_OUR_PORTS: set[int] = set()
+
+
+@pytest.fixture(autouse=True)
+def _no_foreign_side_effects(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Any AWS call outside moto goes to a closed local port, and any
+    PostgreSQL connection to a server the suite did not start is refused."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    for variable in ("PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE", "PGSERVICE", "DATABASE_URL"):
+        monkeypatch.delenv(variable, raising=False)
+    real_connect = psycopg.Connection.connect.__func__  # type: ignore[attr-defined]
+
+    def guarded_connect(cls: Any, conninfo: str = "", **kwargs: Any) -> Any:
+        params = conninfo_to_dict(conninfo, **{k: v for k, v in kwargs.items() if isinstance(v, str | int) and k not in ("autocommit", "prepare_threshold")})
+        port = int(params.get("port") or 5432)
+        if params.get("host") not in (None, "127.0.0.1", "localhost") or port not in _OUR_PORTS:
+            raise AssertionError(f"test tried to connect to a server the suite did not start (port {port})")
+        return real_connect(cls, conninfo, **kwargs)
+
+    monkeypatch.setattr(psycopg.Connection, "connect", classmethod(guarded_connect))
+    monkeypatch.setattr(psycopg, "connect", psycopg.Connection.connect)
+    yield
+
+
+@pytest.fixture(scope="session")
+def pg_clusters() -> Iterator[ClusterFactory]:
+    """Starts real PostgreSQL clusters (copies of one initdb'd template)."""
+    with cluster_factory() as factory:
+        original_start = factory.start
+
+        def start() -> PgServer:
+            server = original_start()
+            _OUR_PORTS.add(server.port)
+            return server
+
+        factory.start = start  # type: ignore[method-assign]
+        yield factory
+
+
+@pytest.fixture(scope="session")
+def pg(pg_clusters: ClusterFactory) -> PgServer:
+    """One server for the session, with an empty database `naap`."""
+    return pg_clusters.start()
+
+
+@pytest.fixture
+def fresh_pg(pg_clusters: ClusterFactory) -> Iterator[PgServer]:
+    """A server of the test's own: roles are global to a cluster, so a test
+    that changes roles or grants must not share one."""
+    server = pg_clusters.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def run_stack() -> Any:
+    """`run_stack("dev", {"naap-db:server": {...}})` runs `__main__.py` under
+    mocks with the stack's real config plus overrides; see tests/harness.py."""
+    return harness.run_program
