@@ -10,6 +10,7 @@ import importlib.util
 import sys
 from collections.abc import Sequence
 
+from naapdb.connection import ConnectionError_
 from naapdb.errors import ConfigError
 
 # command name -> (module under naapdb.commands, one-line help)
@@ -50,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     module = _command_module(COMMANDS[args.command][0])
     try:
         return int(module.run(args))
-    except ConfigError as error:
+    except (ConfigError, ConnectionError_) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 
