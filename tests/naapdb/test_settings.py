@@ -1,0 +1,156 @@
+"""Stack settings: each bad value is refused with one line naming the key,
+through the command line exactly as a user would meet it."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from naapdb.errors import ConfigError
+from naapdb.plan import Rotation
+from naapdb.settings import SECRET, parse_settings
+from naapdb.stackfiles import find_project_root, load_stack_settings, read_raw_config
+
+ROOT = find_project_root()
+
+
+def dev_raw(**changes: Any) -> dict[str, Any]:
+    raw = read_raw_config(ROOT, "dev")
+    raw.update(changes)
+    return raw
+
+
+def refused(raw: dict[str, Any]) -> ConfigError:
+    with pytest.raises(ConfigError) as caught:
+        parse_settings("dev", raw)
+    return caught.value
+
+
+def test_committed_stacks_parse() -> None:
+    dev, prod = load_stack_settings("dev"), load_stack_settings("prod")
+    assert dev.server.kind == "container" and dev.credentials.rotation is Rotation.SINGLE
+    assert prod.server.kind == "rds" and prod.credentials.rotation is Rotation.ALTERNATING
+    assert prod.production and not dev.production
+
+
+def test_unknown_top_level_key() -> None:
+    error = refused(dev_raw(plugin=[]))
+    assert error.key == "naap-db:plugin" and "unknown key" in error.message
+
+
+def test_plaintext_admin_password() -> None:
+    error = refused(dev_raw(adminPassword="hunter22"))
+    assert error.key == "naap-db:adminPassword" and "--secret" in error.message
+
+
+def test_password_inside_server_object() -> None:
+    error = refused(dev_raw(server={"kind": "container", "password": SECRET}))
+    assert error.key == "naap-db:server.password"
+
+
+def test_plaintext_token_anywhere() -> None:
+    error = refused(dev_raw(push={"mode": "sql", "apiToken": "abc"}))
+    assert error.key == "naap-db:push.apiToken"
+
+
+def test_unknown_rotation() -> None:
+    error = refused(dev_raw(credentials={"rotation": "weekly"}))
+    assert error.key == "naap-db:credentials.rotation"
+
+
+def test_epoch_for_unknown_role() -> None:
+    error = refused(dev_raw(credentials={"epochs": {"naap_nobody": 1}}))
+    assert error.key == "naap-db:credentials.epochs.naap_nobody"
+
+
+def test_epoch_not_an_integer() -> None:
+    error = refused(dev_raw(credentials={"epochs": {"naap_app": "soon"}}))
+    assert error.key == "naap-db:credentials.epochs.naap_app"
+
+
+def test_unknown_push_mode() -> None:
+    assert refused(dev_raw(push={"mode": "yolo"})).key == "naap-db:push.mode"
+
+
+def test_prisma_mode_needs_a_directory() -> None:
+    assert refused(dev_raw(push={"mode": "prisma"})).key == "naap-db:push.prismaDir"
+
+
+def test_values_set_without_path_arrive_as_strings() -> None:
+    settings = parse_settings("dev", dev_raw(production="false", credentials={"epoch": "3"}))
+    assert settings.production is False and settings.credentials.epoch == 3
+
+
+def copy_project(tmp_path: Path) -> Path:
+    for name in ("Pulumi.yaml", "Pulumi.dev.yaml", "Pulumi.prod.yaml"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    return tmp_path
+
+
+def edit(path: Path, change: Any) -> None:
+    document = yaml.safe_load(path.read_text())
+    change(document)
+    path.write_text(yaml.safe_dump(document))
+
+
+def run_plan(project: Path, stack: str = "dev") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "naapdb", "plan", "--stack", stack, "--project", str(project)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+
+
+BAD_PROJECTS = {
+    "duplicate schema": (
+        lambda d: d["config"]["naap-db:plugins"]["value"].append(
+            {"plugin": "copy", "schema": "plugin_wallet"}
+        ),
+        "naap-db:plugins[8].schema",
+    ),
+    "upper-case schema": (
+        lambda d: d["config"]["naap-db:plugins"]["value"][2].update(schema="Plugin_Wallet"),
+        "naap-db:plugins[2].schema",
+    ),
+    "reads unknown": (
+        lambda d: d["config"]["naap-db:plugins"]["value"][3].update(reads=["plugin_ghost"]),
+        "naap-db:plugins[3].reads[0]",
+    ),
+    "empty catalogue": (
+        lambda d: d["config"]["naap-db:plugins"].update(value=[]),
+        "naap-db:plugins",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_PROJECTS))
+def test_bad_catalogue_on_the_command_line(tmp_path: Path, case: str) -> None:
+    change, key = BAD_PROJECTS[case]
+    project = copy_project(tmp_path)
+    edit(project / "Pulumi.yaml", change)
+    result = run_plan(project)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {key}:"), result.stderr
+
+
+def test_bad_stack_file_on_the_command_line(tmp_path: Path) -> None:
+    project = copy_project(tmp_path)
+    edit(project / "Pulumi.dev.yaml", lambda d: d["config"].update({"naap-db:adminPassword": "hunter2plain"}))
+    result = run_plan(project)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.startswith("error: naap-db:adminPassword:")
+    assert "hunter2plain" not in result.stderr
+
+
+def test_missing_stack_file(tmp_path: Path) -> None:
+    result = run_plan(copy_project(tmp_path), stack="staging")
+    assert result.returncode == 2 and "Pulumi.staging.yaml" in result.stderr
