@@ -1,15 +1,25 @@
-"""Generated passwords for every login role of the plan.
+"""Generated passwords for every login role of the plan, the connection URLs
+built from them, and, under alternating rotation, the Secrets Manager secrets
+that hold each identity's current login.
 
 Each password's `keepers` hold its rotation epoch (`naap-db:credentials.epoch`
 for all roles, `naap-db:credentials.epochs.<role>` for one), so bumping an
-epoch and running `pulumi up` replaces that password and nothing else."""
+epoch and running `pulumi up` replaces that password and nothing else.
+Under alternating rotation Pulumi only sets the first passwords: afterwards
+the rotation Lambda owns them (`components/rotation.py`)."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from urllib.parse import quote
 
 import pulumi
 import pulumi_random as random
 
-from naapdb.settings import StackSettings
+from components.rotation import IdentitySecrets
+from components.server import DatabaseServer
+from naapdb.plan import Role, Rotation
+from naapdb.settings import CredentialSettings, StackSettings
 
 # Letters and digits only: safe unescaped in a URL, a libpq key=value string
 # and a shell, and 40 of them still carry over 230 bits.
@@ -17,12 +27,21 @@ PASSWORD_SPECIAL = False
 
 
 class Credentials(pulumi.ComponentResource):
-    """One `RandomPassword` per login role."""
+    """One `RandomPassword` per login role, and the URLs clients use."""
 
     passwords: dict[str, pulumi.Output[str]]
+    """Login role -> its password (secret)."""
+    connection_urls: pulumi.Output[dict[str, str]]
+    """Login role -> `postgresql://` URL with host, port, database and sslmode (secret)."""
+    secret_arns: dict[str, pulumi.Output[str]]
+    """Identity -> ARN of its Secrets Manager secret (alternating rotation only)."""
 
     def __init__(
-        self, name: str, settings: StackSettings, opts: pulumi.ResourceOptions | None = None
+        self,
+        name: str,
+        settings: StackSettings,
+        server: DatabaseServer,
+        opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("naap:database:Credentials", name, None, opts)
         credentials = settings.credentials
@@ -32,12 +51,65 @@ class Credentials(pulumi.ComponentResource):
                 f"{name}-{role.name}",
                 length=credentials.password_length,
                 special=PASSWORD_SPECIAL,
-                keepers={
-                    "role": role.name,
-                    "epoch": str(credentials.epoch),
-                    "role_epoch": str(credentials.epoch_of(role.name)),
-                },
+                keepers=password_keepers(credentials, role),
                 opts=pulumi.ResourceOptions(parent=self),
             )
             self.passwords[role.name] = pulumi.Output.secret(password.result)
-        self.register_outputs({"roles": sorted(self.passwords)})
+        self.connection_urls = pulumi.Output.secret(
+            pulumi.Output.all(server.host, server.port, server.database, self.passwords).apply(
+                lambda args: connection_urls(args[0], args[1], args[2], server.sslmode, args[3])
+            )
+        )
+        self.secret_arns = {}
+        if credentials.rotation is Rotation.ALTERNATING:
+            if server.master_secret_arn is None:
+                raise pulumi.RunError(
+                    "naap-db:credentials.rotation: alternating rotation is done by a Lambda "
+                    "with the RDS-managed master secret, so it needs naap-db:server.kind rds; "
+                    "use rotation: single with this server"
+                )
+            secrets = IdentitySecrets(
+                f"{name}-secrets",
+                settings,
+                server,
+                self.passwords,
+                pulumi.ResourceOptions(parent=self),
+            )
+            self.secret_arns = secrets.arns
+        self.register_outputs(
+            {
+                "roles": sorted(self.passwords),
+                "connection_urls": self.connection_urls,
+                "secret_arns": self.secret_arns,
+            }
+        )
+
+
+def password_keepers(credentials: CredentialSettings, role: Role) -> dict[str, str]:
+    """What replaces a password when it changes: the stack-wide epoch and the
+    role's own (an alternating login also follows its identity's epoch)."""
+    role_epoch = credentials.epoch_of(role.name)
+    if role.identity is not None:
+        role_epoch += credentials.epoch_of(role.identity)
+    return {"role": role.name, "epoch": str(credentials.epoch), "role_epoch": str(role_epoch)}
+
+
+def connection_url(
+    role: str, password: str, host: str, port: int, database: str, sslmode: str
+) -> str:
+    """`postgresql://role:password@host:port/database?sslmode=...`, every part quoted."""
+    netloc_host = f"[{host}]" if ":" in host else host
+    return (
+        f"postgresql://{quote(role, safe='')}:{quote(password, safe='')}@{netloc_host}:{int(port)}"
+        f"/{quote(database, safe='')}?sslmode={quote(sslmode, safe='')}"
+    )
+
+
+def connection_urls(
+    host: str, port: int, database: str, sslmode: str, passwords: Mapping[str, str]
+) -> dict[str, str]:
+    """One URL per login role."""
+    return {
+        role: connection_url(role, password, host, port, database, sslmode)
+        for role, password in passwords.items()
+    }

@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import pulumi
 
+from components.access import DatabaseAccess
 from components.credentials import Credentials
+from components.push import SchemaPush
+from components.rotation import PasswordRotation
 from components.server import DatabaseServer
+from naapdb.plan import Rotation
 from naapdb.settings import StackSettings
 
 
@@ -20,7 +24,26 @@ class NaapDatabase(pulumi.ComponentResource):
         self.settings = settings
         child = pulumi.ResourceOptions(parent=self)
         self.server = DatabaseServer(f"{name}-server", settings, child)
-        self.credentials = Credentials(f"{name}-credentials", settings, child)
+        self.credentials = Credentials(f"{name}-credentials", settings, self.server, child)
+        self.access = DatabaseAccess(
+            f"{name}-access", settings, self.server.provider, self.credentials.passwords, child
+        )
+        self.rotation: PasswordRotation | None = None
+        if settings.credentials.rotation is Rotation.ALTERNATING:
+            # Switching rotation on tests a login: after the roles and grants.
+            self.rotation = PasswordRotation(
+                f"{name}-rotation",
+                settings,
+                self.server,
+                self.credentials.secret_arns,
+                after=self.access.resources,
+                opts=child,
+            )
+        self.push: SchemaPush | None = None
+        if settings.push.mode != "off":
+            self.push = SchemaPush(
+                f"{name}-push", settings, self.server, self.credentials, self.access.resources, child
+            )
         self.register_outputs({"host": self.server.host, "port": self.server.port})
 
 
@@ -34,3 +57,6 @@ def export_outputs(database: NaapDatabase) -> None:
     pulumi.export("sslmode", database.server.sslmode)
     pulumi.export("schemas", [schema.name for schema in plan.schemas])
     pulumi.export("login_roles", [role.name for role in plan.login_roles])
+    pulumi.export("connection_urls", database.credentials.connection_urls)
+    if database.credentials.secret_arns:
+        pulumi.export("secret_arns", database.credentials.secret_arns)

@@ -1,19 +1,46 @@
 """The one PostgreSQL server the platform runs on, chosen by
 `naap-db:server.kind`, and the `postgresql.Provider` connected to it.
 
+- `container` (dev): the image, a named data volume kept on destroy, the
+  container (loopback port, `pg_isready` healthcheck, `wait`) and a generated
+  admin password.
+- `rds` (prod): a protected RDS for PostgreSQL instance whose master password
+  RDS keeps in Secrets Manager, its parameter group (TLS forced, SCRAM, DDL
+  logged), subnet group and security groups.
+- `external`: an existing server; nothing is created.
+
 Every kind exposes the same outputs, so the access layer never knows which
 server it got: host, port, database, admin username and password (secret),
-the sslmode clients must use, and the provider, which depends on whatever
-makes the server ready."""
+the sslmode clients must use, whether the admin is a superuser, a stable
+`identity` of the server, and the provider, which depends on whatever makes
+the server ready."""
 
 from __future__ import annotations
 
+import json
+import re
+from typing import Any
+
 import pulumi
+import pulumi_aws as aws
+import pulumi_command as command
+import pulumi_docker as docker
 import pulumi_postgresql as postgresql
+import pulumi_random as random
 
 from components.settings import admin_password
 from naapdb import names
-from naapdb.settings import ExternalServer, StackSettings
+from naapdb.settings import ContainerServer, ExternalServer, RdsServer, StackSettings
+
+POSTGRES_PORT = 5432
+DATA_DIR = "/var/lib/postgresql/data"
+# Seconds the admin provider waits for a connection before it fails.
+CONNECT_TIMEOUT = 15
+# Free tier of Performance Insights.
+PERFORMANCE_INSIGHTS_DAYS = 7
+# Seconds PostgreSQL gets to shut down cleanly before Docker kills it; a kill
+# would leave the retained volume needing crash recovery.
+STOP_GRACE_SECONDS = 30
 
 
 class DatabaseServer(pulumi.ComponentResource):
@@ -24,19 +51,45 @@ class DatabaseServer(pulumi.ComponentResource):
     database: pulumi.Output[str]
     admin_username: pulumi.Output[str]
     admin_password: pulumi.Output[str]
+    """Secret."""
     sslmode: str
+    """The sslmode every client of this server uses (`disable` for the container)."""
     superuser: bool
+    """Whether the admin is a superuser (False on RDS: rds_superuser is not one)."""
+    identity: pulumi.Output[str]
+    """Changes exactly when the server (and so its data) is a different one:
+    the container id, the RDS resource id, or host:port/database."""
     provider: postgresql.Provider
+
+    # rds only (None / () otherwise): what the rotation Lambda needs.
+    master_secret_arn: pulumi.Output[str] | None
+    """ARN of the Secrets Manager secret in which RDS keeps the master login."""
+    vpc_id: str | None
+    subnet_ids: tuple[str, ...]
+    security_group_id: pulumi.Output[str] | None
+    """The instance's own security group (its ingress is managed inline here:
+    do not add rules to it; attach `client_security_group_id` instead)."""
+    client_security_group_id: pulumi.Output[str] | None
+    """A security group whose members may reach the instance on 5432 (its only
+    egress rule); attach it to anything in the VPC that must connect."""
 
     def __init__(
         self, name: str, settings: StackSettings, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("naap:database:DatabaseServer", name, None, opts)
+        self._ready: list[pulumi.Resource] = []
+        self.master_secret_arn = None
+        self.vpc_id = None
+        self.subnet_ids = ()
+        self.security_group_id = None
+        self.client_security_group_id = None
         server = settings.server
-        if isinstance(server, ExternalServer):
-            self._external(server)
+        if isinstance(server, ContainerServer):
+            self._container(name, settings, server)
+        elif isinstance(server, RdsServer):
+            self._rds(name, settings, server)
         else:
-            raise pulumi.RunError(f"naap-db:server.kind: {server.kind} is not supported yet")
+            self._external(server)
         self.provider = postgresql.Provider(
             f"{name}-admin",
             host=self.host,
@@ -46,7 +99,7 @@ class DatabaseServer(pulumi.ComponentResource):
             password=self.admin_password,
             sslmode=self.sslmode,
             superuser=self.superuser,
-            connect_timeout=15,
+            connect_timeout=CONNECT_TIMEOUT,
             opts=pulumi.ResourceOptions(parent=self, depends_on=self._ready),
         )
         self.register_outputs(
@@ -56,8 +109,216 @@ class DatabaseServer(pulumi.ComponentResource):
                 "database": self.database,
                 "admin_username": self.admin_username,
                 "admin_password": self.admin_password,
+                "identity": self.identity,
             }
         )
+
+    def _container(self, name: str, settings: StackSettings, server: ContainerServer) -> None:
+        """PostgreSQL on the local Docker engine, published on loopback only."""
+        base = physical_name(settings.stack)
+        container_name = server.container_name or base
+        child = pulumi.ResourceOptions(parent=self)
+        image = docker.RemoteImage(
+            f"{name}-image",
+            name=server.image,
+            # `pulumi destroy` keeps the image, so the next `up` needs no download.
+            keep_locally=True,
+            opts=child,
+        )
+        volume = docker.Volume(
+            f"{name}-data",
+            name=f"{base}-data",
+            labels=[
+                docker.VolumeLabelArgs(label=key, value=value)
+                for key, value in stack_labels(settings.stack).items()
+            ],
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                retain_on_delete=server.keep_data_on_destroy,
+                protect=settings.production,
+            ),
+        )
+        credentials = settings.credentials
+        password = random.RandomPassword(
+            f"{name}-admin-password",
+            length=credentials.password_length,
+            # Letters and digits: safe in a URL, a libpq string, a shell and SQL.
+            special=False,
+            keepers={
+                "role": server.admin_user,
+                "epoch": str(credentials.epoch),
+                "role_epoch": str(credentials.epoch_of(server.admin_user)),
+            },
+            opts=child,
+        )
+        secret_password: pulumi.Output[str] = pulumi.Output.secret(password.result)
+        container = docker.Container(
+            f"{name}-container",
+            name=container_name,
+            image=image.image_id,
+            envs=container_envs(server, secret_password),
+            ports=[
+                docker.ContainerPortArgs(
+                    internal=POSTGRES_PORT,
+                    external=server.port,
+                    ip=server.bind_address,
+                    protocol="tcp",
+                )
+            ],
+            volumes=[docker.ContainerVolumeArgs(volume_name=volume.name, container_path=DATA_DIR)],
+            healthcheck=docker.ContainerHealthcheckArgs(
+                tests=healthcheck_command(server.admin_user),
+                interval="2s",
+                timeout="5s",
+                retries=30,
+                start_period="10s",
+            ),
+            restart="unless-stopped",
+            # `up` returns (and the provider connects) only once the healthcheck passes.
+            wait=True,
+            wait_timeout=server.wait_timeout,
+            destroy_grace_seconds=STOP_GRACE_SECONDS,
+            labels=[
+                docker.ContainerLabelArgs(label=key, value=value)
+                for key, value in stack_labels(settings.stack).items()
+            ],
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                additional_secret_outputs=["envs"],
+                # One name, one port, one data directory: the old container
+                # must be gone before its replacement starts.
+                delete_before_replace=True,
+            ),
+        )
+        sync = command.local.Command(
+            f"{name}-admin-password-sync",
+            create=sync_password_command(container_name, server.admin_user),
+            stdin=SYNC_PASSWORD_SQL,
+            environment=pulumi.Output.secret({SYNC_PASSWORD_ENV: secret_password}),
+            triggers=[secret_password, container.id],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[container]),
+        )
+        self.host = pulumi.Output.from_input(server.connect_host)
+        self.port = pulumi.Output.from_input(server.port)
+        self.database = pulumi.Output.from_input(names.DATABASE)
+        self.admin_username = pulumi.Output.from_input(server.admin_user)
+        self.admin_password = secret_password
+        # The stock image has no TLS; set explicitly so PGSSLMODE cannot change it.
+        self.sslmode = "disable"
+        self.superuser = True
+        self.identity = container.id
+        self._ready = [container, sync]
+
+    def _rds(self, name: str, settings: StackSettings, server: RdsServer) -> None:
+        """A managed instance in private subnets; its master password never
+        leaves AWS except into the provider, read at deploy time."""
+        base = physical_name(settings.stack)
+        tags = stack_tags(settings.stack)
+        # Protection per stack: everything in production; the instance always.
+        child = pulumi.ResourceOptions(parent=self, protect=settings.production)
+        parameters = aws.rds.ParameterGroup(
+            f"{name}-params",
+            # The major is in the name: a new major gets a new group, created
+            # before the old one is deleted.
+            name=f"{base}-{server.parameter_group_family}",
+            family=server.parameter_group_family,
+            description=f"naap-db {settings.stack}: TLS only, SCRAM passwords, DDL logged",
+            parameters=[
+                aws.rds.ParameterGroupParameterArgs(name=key, value=value)
+                for key, value in RDS_PARAMETERS.items()
+            ],
+            tags=tags,
+            opts=child,
+        )
+        subnets = aws.rds.SubnetGroup(
+            f"{name}-subnets",
+            name=base,
+            description=f"naap-db {settings.stack}",
+            subnet_ids=list(server.subnet_ids),
+            tags=tags,
+            opts=child,
+        )
+        clients = aws.ec2.SecurityGroup(
+            f"{name}-clients",
+            name=f"{base}-clients",
+            description=f"Members may connect to the naap-db {settings.stack} database",
+            vpc_id=server.vpc_id,
+            tags=tags,
+            opts=child,
+        )
+        database_group = aws.ec2.SecurityGroup(
+            f"{name}-sg",
+            name=f"{base}-db",
+            description=f"naap-db {settings.stack}: PostgreSQL from allowed networks only",
+            vpc_id=server.vpc_id,
+            ingress=rds_ingress(server, clients.id),
+            tags=tags,
+            opts=child,
+        )
+        aws.vpc.SecurityGroupEgressRule(
+            f"{name}-clients-to-db",
+            security_group_id=clients.id,
+            referenced_security_group_id=database_group.id,
+            ip_protocol="tcp",
+            from_port=POSTGRES_PORT,
+            to_port=POSTGRES_PORT,
+            description="PostgreSQL on the naap-db instance",
+            tags=tags,
+            opts=child,
+        )
+        instance = aws.rds.Instance(
+            f"{name}-instance",
+            identifier=base,
+            engine="postgres",
+            engine_version=server.engine_version,
+            instance_class=server.instance_class,
+            allocated_storage=server.allocated_storage,
+            max_allocated_storage=server.max_allocated_storage,
+            storage_type="gp3",
+            storage_encrypted=True,
+            kms_key_id=server.kms_key_id,
+            db_name=names.DATABASE,
+            port=POSTGRES_PORT,
+            username=server.admin_user,
+            manage_master_user_password=True,
+            db_subnet_group_name=subnets.name,
+            vpc_security_group_ids=[database_group.id],
+            parameter_group_name=parameters.name,
+            multi_az=server.multi_az,
+            publicly_accessible=server.publicly_accessible,
+            deletion_protection=server.deletion_protection,
+            backup_retention_period=server.backup_retention_days,
+            skip_final_snapshot=server.skip_final_snapshot,
+            final_snapshot_identifier=f"{base}-final",
+            copy_tags_to_snapshot=True,
+            performance_insights_enabled=server.performance_insights,
+            performance_insights_retention_period=(
+                PERFORMANCE_INSIGHTS_DAYS if server.performance_insights else None
+            ),
+            enabled_cloudwatch_logs_exports=["postgresql", "upgrade"],
+            auto_minor_version_upgrade=True,
+            allow_major_version_upgrade=False,
+            tags=tags,
+            opts=pulumi.ResourceOptions(parent=self, protect=True),
+        )
+        self.master_secret_arn = instance.master_user_secrets.apply(_first_secret_arn)
+        # Read at every deploy: RDS rotates the master secret on its own schedule.
+        version = aws.secretsmanager.get_secret_version_output(
+            secret_id=self.master_secret_arn, opts=pulumi.InvokeOptions(parent=self)
+        )
+        self.host = instance.address
+        self.port = instance.port
+        self.database = pulumi.Output.from_input(names.DATABASE)
+        self.admin_username = pulumi.Output.from_input(server.admin_user)
+        self.admin_password = pulumi.Output.secret(version.secret_string.apply(_password_of))
+        self.sslmode = "require"
+        self.superuser = False
+        self.identity = instance.resource_id
+        self.vpc_id = server.vpc_id
+        self.subnet_ids = server.subnet_ids
+        self.security_group_id = database_group.id
+        self.client_security_group_id = clients.id
+        self._ready = [instance]
 
     def _external(self, server: ExternalServer) -> None:
         """An existing server: nothing to create, everything from config."""
@@ -70,4 +331,124 @@ class DatabaseServer(pulumi.ComponentResource):
         self.admin_password = pulumi.Output.secret(password)
         self.sslmode = server.sslmode
         self.superuser = server.superuser
-        self._ready: list[pulumi.Resource] = []
+        self.identity = pulumi.Output.from_input(
+            f"{server.host}:{server.port}/{server.database or names.DATABASE}"
+        )
+
+
+# The parameter group of the RDS instance: clients must use TLS, passwords
+# are stored as SCRAM verifiers, and every DDL statement is logged.
+RDS_PARAMETERS = {
+    "rds.force_ssl": "1",
+    "password_encryption": "scram-sha-256",
+    "log_statement": "ddl",
+}
+
+# The container's data directory keeps the password it was initialised with;
+# after a new admin password (an epoch bump) this sets it through the local
+# socket (trust inside the container). The password travels in the docker
+# client's environment, never in argv; `\set` with backticks works in every psql.
+SYNC_PASSWORD_ENV = "NAAP_ADMIN_PASSWORD"
+SYNC_PASSWORD_SQL = (
+    f"\\set admin_password `printenv {SYNC_PASSWORD_ENV}`\n"
+    "ALTER ROLE CURRENT_USER PASSWORD :'admin_password';\n"
+)
+
+
+def physical_name(stack: str) -> str:
+    """The name of the stack's server objects (container, volume, RDS
+    identifier, groups): letters, digits and hyphens, starting with a letter,
+    short enough for RDS's 63-character identifiers."""
+    slug = re.sub(r"[^a-z0-9]+", "-", stack.lower()).strip("-")[:40].rstrip("-")
+    return f"naap-db-{slug or 'stack'}"
+
+
+def stack_labels(stack: str) -> dict[str, str]:
+    """Docker labels: which project and stack a container or volume belongs to."""
+    return {"naap-db.project": "naap-db", "naap-db.stack": stack}
+
+
+def stack_tags(stack: str) -> dict[str, str]:
+    """AWS tags of every server resource (copied to snapshots)."""
+    return {"Project": "naap-db", "Stack": stack, "ManagedBy": "pulumi"}
+
+
+def container_envs(
+    server: ContainerServer, password: pulumi.Output[str]
+) -> pulumi.Output[list[str]]:
+    """The container's environment, secret as a whole since it holds the password."""
+    envs: list[pulumi.Input[str]] = [
+        f"POSTGRES_DB={names.DATABASE}",
+        f"POSTGRES_USER={server.admin_user}",
+        pulumi.Output.concat("POSTGRES_PASSWORD=", password),
+        # TCP logins use SCRAM whatever the image's default; the local socket
+        # stays trust inside the container (the password sync relies on it).
+        "POSTGRES_INITDB_ARGS=--auth-host=scram-sha-256",
+    ]
+    return pulumi.Output.secret(pulumi.Output.all(*envs))
+
+
+def healthcheck_command(admin_user: str) -> list[str]:
+    """`pg_isready` over TCP: during first initialisation the image runs a
+    temporary server on the socket only, so a socket check would pass early."""
+    return [
+        "CMD",
+        "pg_isready",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(POSTGRES_PORT),
+        "-U",
+        admin_user,
+        "-d",
+        names.DATABASE,
+    ]
+
+
+def sync_password_command(container_name: str, admin_user: str) -> str:
+    """`docker exec` running psql as the admin inside the container; `-e NAME`
+    without a value passes the variable from the client's environment."""
+    return (
+        f"docker exec -i -e {SYNC_PASSWORD_ENV} {container_name} "
+        f"psql -v ON_ERROR_STOP=1 -q -U {admin_user} -d {names.DATABASE}"
+    )
+
+
+def rds_ingress(
+    server: RdsServer, client_group_id: pulumi.Output[str]
+) -> list[aws.ec2.SecurityGroupIngressArgs]:
+    """Port 5432 from the configured CIDRs and security groups, and from the
+    stack's client group; nothing else."""
+    ipv4 = [cidr for cidr in server.allowed_cidrs if ":" not in cidr]
+    ipv6 = [cidr for cidr in server.allowed_cidrs if ":" in cidr]
+    rules = []
+    if ipv4 or ipv6:
+        rules.append(
+            aws.ec2.SecurityGroupIngressArgs(
+                protocol="tcp",
+                from_port=POSTGRES_PORT,
+                to_port=POSTGRES_PORT,
+                cidr_blocks=ipv4 or None,
+                ipv6_cidr_blocks=ipv6 or None,
+                description="PostgreSQL from allowed networks",
+            )
+        )
+    rules.append(
+        aws.ec2.SecurityGroupIngressArgs(
+            protocol="tcp",
+            from_port=POSTGRES_PORT,
+            to_port=POSTGRES_PORT,
+            security_groups=[*server.allowed_security_group_ids, client_group_id],
+            description="PostgreSQL from allowed security groups",
+        )
+    )
+    return rules
+
+
+def _first_secret_arn(secrets: Any) -> str:
+    return str(secrets[0].secret_arn) if secrets else ""
+
+
+def _password_of(secret_string: str) -> str:
+    """The `password` of an RDS master secret (JSON with username and password)."""
+    return str(json.loads(secret_string)["password"])

@@ -8,7 +8,7 @@ from dataclasses import asdict
 from typing import Any
 
 from naapdb import names
-from naapdb.plan import AccessPlan
+from naapdb.plan import AccessPlan, Grant
 
 JSON_FORMAT_VERSION = 1
 
@@ -40,13 +40,20 @@ def plan_to_json(plan: AccessPlan) -> str:
 def plan_to_text(plan: AccessPlan) -> str:
     """One table per schema (who may do what), then the roles."""
     lines = [f"database {plan.database}  (rotation: {plan.rotation.value})", ""]
+    # Indexed once, so the text stays linear in the catalogue (a scan of every
+    # grant per schema and of every membership per role is quadratic).
     members_of: dict[str, list[str]] = {}
+    member_of: dict[str, list[str]] = {}
     for membership in plan.memberships:
         members_of.setdefault(membership.group, []).append(membership.member)
+        member_of.setdefault(membership.member, []).append(membership.group)
+    grants_by_schema: dict[str | None, list[Grant]] = {}
+    for grant in plan.grants:
+        grants_by_schema.setdefault(grant.schema, []).append(grant)
     for schema in plan.schemas:
         owner_note = f"plugin {schema.plugin}" if schema.plugin else "platform"
         lines.append(f"schema {schema.name}  ({owner_note}, owner {schema.owner})")
-        grants = list(plan.grants_in(schema.name))
+        grants = grants_by_schema.get(schema.name, [])
         if not grants:
             lines.append("  no rights for any plugin role")
         width = max((len(grant.role) for grant in grants), default=0)
@@ -62,10 +69,9 @@ def plan_to_text(plan: AccessPlan) -> str:
     width = max(len(role.name) for role in plan.roles)
     for role in plan.roles:
         login = "LOGIN  " if role.login else "NOLOGIN"
-        member_of = [m.group for m in plan.memberships if m.member == role.name]
         lines.append(
             f"  {role.name:<{width}}  {login}  {role.purpose:<8} member of: "
-            f"{', '.join(member_of) or '-'}"
+            f"{', '.join(member_of.get(role.name, [])) or '-'}"
         )
     connect = [g.role for g in plan.grants if g.object_type == "database"]
     lines += ["", f"database {names.DATABASE}: CONNECT to {', '.join(connect)}; PUBLIC revoked"]

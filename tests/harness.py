@@ -79,6 +79,8 @@ class Run:
     secret_outputs: set[str]
     urns: dict[str, Resource]
     error: BaseException | None = None
+    calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    """Every invoke the program made: (token, args)."""
 
     def of_type(self, type_: str) -> list[Resource]:
         return [r for r in self.resources if r.type == type_]
@@ -128,7 +130,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list[tuple[str, str]] | None]:
         self.calls.append((args.token, dict(args.args)))
         handler = self.call_handlers.get(args.token)
-        return (handler(dict(args.args)) if handler else dict(args.args)), None
+        # No check failures: an empty list (the SDK iterates it; None breaks).
+        return (handler(dict(args.args)) if handler else dict(args.args)), []
 
 
 def secret(value: Any) -> dict[str, Any]:
@@ -158,6 +161,7 @@ DEFAULT_STATES: dict[str, ResourceHandler] = {
         "bcryptHash": secret("bcrypt"),
     },
     "aws:rds/instance:Instance": lambda r: {
+        "resourceId": "db-MOCKRESOURCEID0123456789",
         "address": "naap.abc123.us-east-1.rds.amazonaws.com",
         "endpoint": "naap.abc123.us-east-1.rds.amazonaws.com:5432",
         "port": 5432,
@@ -171,13 +175,25 @@ DEFAULT_STATES: dict[str, ResourceHandler] = {
         ],
     },
     "aws:secretsmanager/secret:Secret": lambda r: {
-        "arn": f"arn:aws:secretsmanager:us-east-1:123456789012:secret:{r.name}"
+        "arn": f"arn:aws:secretsmanager:us-east-1:123456789012:secret:{r.name}",
+        "name": r.inputs.get("name") or r.name,
     },
     "aws:lambda/function:Function": lambda r: {
-        "arn": f"arn:aws:lambda:us-east-1:123456789012:function:{r.name}"
+        "arn": f"arn:aws:lambda:us-east-1:123456789012:function:{r.name}",
+        "name": r.inputs.get("name") or r.name,
     },
-    "aws:iam/role:Role": lambda r: {"arn": f"arn:aws:iam::123456789012:role/{r.name}"},
+    "aws:iam/role:Role": lambda r: {
+        "arn": f"arn:aws:iam::123456789012:role/{r.name}",
+        "name": r.inputs.get("name") or r.name,
+    },
     "aws:kms/key:Key": lambda r: {"arn": f"arn:aws:kms:us-east-1:123456789012:key/{r.name}"},
+    "docker:index/remoteImage:RemoteImage": lambda r: {
+        "imageId": f"sha256:mock-{r.inputs.get('name', '')}",
+        "repoDigest": f"{r.inputs.get('name', '')}@sha256:mock",
+    },
+    "aws:ec2/securityGroup:SecurityGroup": lambda r: {
+        "arn": f"arn:aws:ec2:us-east-1:123456789012:security-group/{r.name}"
+    },
 }
 
 
@@ -330,6 +346,7 @@ def run_program(
         secret_outputs=secret_outputs,
         urns={r.urn: r for r in monitor.records},
         error=error,
+        calls=list(recording_mocks.calls),
     )
 
 

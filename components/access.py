@@ -1,0 +1,361 @@
+"""The access model in the database: every role, membership, schema, grant,
+default privilege and `PUBLIC` revocation of the access plan
+(`naapdb.plan`), declared with pulumi-postgresql through the server's admin
+provider, one resource per plan item.
+
+`DatabaseAccess` holds what belongs to the whole database: `naap_owner`,
+the login identities and their `_a`/`_b` logins, their memberships in
+`naap_owner` or their identity, CONNECT on the database, the revocation of
+PUBLIC's rights on it, and the revocation of PUBLIC's EXECUTE on functions
+naap_owner creates. One `SchemaAccess` per schema holds the schema itself,
+its `_rw`/`_ro` group roles, the memberships into them, the grants on the
+schema and its objects, the default privileges, and PUBLIC's revocation on
+it. Removing a plugin from the catalogue removes its SchemaAccess children
+and its identity; the schema itself, and so its data, is retained.
+
+Decisions the code below relies on:
+
+- `public` (PostgreSQL 15+, owned by `pg_database_owner`): a `Schema`
+  resource named `public` with `owner=naap_owner` and `if_not_exists=True`
+  adopts the existing schema (the provider sees it exists and runs only
+  `ALTER SCHEMA public OWNER TO naap_owner`, which also rewrites the ACL's
+  grantor from pg_database_owner to naap_owner). Every grant, default
+  privilege and revocation on `public` depends on that resource, so none
+  runs while `pg_database_owner` still owns it: a non-superuser admin (RDS)
+  makes the provider temporarily grant it the schema's owner, and
+  `pg_database_owner` "cannot have explicit members". The revocation then
+  is a plain `REVOKE ALL ON SCHEMA public FROM PUBLIC` by the owner's
+  member. Applies cleanly on 15, 16 and later, superuser admin or not.
+- GRANT/REVOKE on one catalogue row from parallel transactions fails with
+  "tuple concurrently updated" (cyrilgdn/terraform-provider-postgresql#178),
+  so the privilege resources of one schema run in a chain, and so do those
+  on the database; schemas still proceed in parallel.
+- No role is SUPERUSER, CREATEDB, CREATEROLE, REPLICATION or BYPASSRLS, each
+  said explicitly (false) so that the admin of RDS (CREATEROLE, not
+  superuser) can create every role and `pulumi up` takes back an attribute
+  someone granted by hand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import pulumi
+import pulumi_postgresql as postgresql
+
+from naapdb import names
+from naapdb.plan import (
+    AccessPlan,
+    DefaultPrivilege,
+    Grant,
+    Membership,
+    Revocation,
+    Role,
+    Rotation,
+    SchemaPlan,
+)
+from naapdb.settings import StackSettings
+
+ACCESS_TYPE = "naap:database:DatabaseAccess"
+SCHEMA_ACCESS_TYPE = "naap:database:SchemaAccess"
+
+# Rotation (alternating) changes login passwords after creation: `pulumi up`
+# must not put back the password it first generated.
+ROTATED_PASSWORD = ["password"]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The plan items of one schema (or, `schema` None, of the whole database)."""
+
+    schema: SchemaPlan | None
+    roles: tuple[Role, ...] = ()
+    memberships: tuple[Membership, ...] = ()
+    grants: tuple[Grant, ...] = ()
+    default_privileges: tuple[DefaultPrivilege, ...] = ()
+    revocations: tuple[Revocation, ...] = ()
+
+
+def scopes(plan: AccessPlan) -> dict[str | None, Scope]:
+    """Split the plan by schema: a role by the schema it serves, a membership
+    by its group's schema, grants, default privileges and revocations by their
+    schema; everything else (key None) belongs to the database."""
+    by_name = {schema.name: schema for schema in plan.schemas}
+    keys: list[str | None] = [None, *by_name]
+    return {
+        key: Scope(
+            schema=by_name[key] if key else None,
+            roles=_of(key, plan.roles, lambda role: role.schema),
+            memberships=_of(key, plan.memberships, lambda m: plan.role(m.group).schema),
+            grants=_of(key, plan.grants, lambda grant: grant.schema),
+            default_privileges=_of(key, plan.default_privileges, lambda d: d.schema),
+            revocations=_of(key, plan.revocations, lambda revocation: revocation.schema),
+        )
+        for key in keys
+    }
+
+
+def _of(key: str | None, items: Iterable[T], schema_of: Callable[[T], str | None]) -> tuple[T, ...]:
+    return tuple(item for item in items if schema_of(item) == key)
+
+
+@dataclass
+class _Declarer:
+    """What every resource of the access layer shares: the provider, the
+    stack's data-safety options, and the roles declared so far (for
+    `depends_on`). Both components declare through it, so protection and
+    retention are decided here and nowhere else."""
+
+    provider: postgresql.Provider
+    database: str
+    production: bool
+    alternating: bool
+    passwords: Mapping[str, pulumi.Output[str]]
+    roles: dict[str, postgresql.Role] = field(default_factory=dict)
+    resources: list[pulumi.Resource] = field(default_factory=list)
+
+    def options(
+        self,
+        parent: pulumi.Resource,
+        depends_on: Sequence[pulumi.Resource] = (),
+        *,
+        keep: bool = False,
+        retain: bool = False,
+        ignore_changes: list[str] | None = None,
+    ) -> pulumi.ResourceOptions:
+        """`keep`: a role or schema, protected in production; `retain`: never
+        deleted from the server by Pulumi (a schema holds data)."""
+        return pulumi.ResourceOptions(
+            parent=parent,
+            provider=self.provider,
+            depends_on=list(depends_on),
+            protect=keep and self.production,
+            retain_on_delete=retain,
+            ignore_changes=ignore_changes,
+        )
+
+    def _add(self, resource: pulumi.Resource) -> pulumi.Resource:
+        self.resources.append(resource)
+        return resource
+
+    def _needs(self, *role_names: str) -> list[pulumi.Resource]:
+        """The declared roles among `role_names` (`public` is no role)."""
+        return [self.roles[name] for name in role_names if name in self.roles]
+
+    def role(self, prefix: str, parent: pulumi.Resource, role: Role) -> postgresql.Role:
+        password = self.passwords[role.name] if role.login else None
+        resource = postgresql.Role(
+            f"{prefix}-role-{role.name}",
+            name=role.name,
+            login=role.login,
+            password=password,
+            inherit=True,
+            superuser=False,
+            create_database=False,
+            create_role=False,
+            replication=False,
+            bypass_row_level_security=False,
+            opts=self.options(
+                parent,
+                keep=True,
+                ignore_changes=ROTATED_PASSWORD if role.login and self.alternating else None,
+            ),
+        )
+        self.roles[role.name] = resource
+        self._add(resource)
+        return resource
+
+    def membership(
+        self, prefix: str, parent: pulumi.Resource, membership: Membership
+    ) -> postgresql.GrantRole:
+        resource = postgresql.GrantRole(
+            f"{prefix}-member-{membership.member}-of-{membership.group}",
+            role=membership.member,
+            grant_role=membership.group,
+            with_admin_option=False,
+            opts=self.options(parent, self._needs(membership.member, membership.group)),
+        )
+        self._add(resource)
+        return resource
+
+    def schema(self, prefix: str, parent: pulumi.Resource, schema: SchemaPlan) -> postgresql.Schema:
+        resource = postgresql.Schema(
+            f"{prefix}-schema",
+            name=schema.name,
+            database=self.database,
+            owner=schema.owner,
+            # Adopt a schema that exists (`public`, or one retained when its
+            # plugin was removed and now added back) instead of failing.
+            if_not_exists=True,
+            # Even an explicit delete never takes the tables with it.
+            drop_cascade=False,
+            opts=self.options(parent, self._needs(schema.owner), keep=True, retain=True),
+        )
+        self._add(resource)
+        return resource
+
+    def grant(
+        self, prefix: str, parent: pulumi.Resource, grant: Grant, after: Sequence[pulumi.Resource]
+    ) -> postgresql.Grant:
+        resource = postgresql.Grant(
+            f"{prefix}-grant-{grant.role}-{grant.object_type}",
+            database=self.database,
+            role=grant.role,
+            object_type=grant.object_type,
+            schema=grant.schema,
+            # An empty list means every object of the type in the schema,
+            # existing ones; later ones come from the default privileges.
+            objects=None if grant.object_type in ("database", "schema") else [],
+            privileges=list(grant.privileges),
+            with_grant_option=False,
+            opts=self.options(parent, [*after, *self._needs(grant.role)]),
+        )
+        self._add(resource)
+        return resource
+
+    def revocation(
+        self,
+        prefix: str,
+        parent: pulumi.Resource,
+        revocation: Revocation,
+        after: Sequence[pulumi.Resource],
+    ) -> postgresql.Grant:
+        # pulumi-postgresql revokes with a Grant to `public` of no privilege.
+        resource = postgresql.Grant(
+            f"{prefix}-revoke-{revocation.role}-{revocation.object_type}",
+            database=self.database,
+            role=revocation.role,
+            object_type=revocation.object_type,
+            schema=revocation.schema,
+            privileges=[],
+            opts=self.options(parent, after),
+        )
+        self._add(resource)
+        return resource
+
+    def default_privilege(
+        self,
+        prefix: str,
+        parent: pulumi.Resource,
+        default: DefaultPrivilege,
+        after: Sequence[pulumi.Resource],
+    ) -> postgresql.DefaultPrivileges:
+        resource = postgresql.DefaultPrivileges(
+            f"{prefix}-default-{default.role}-{default.object_type}",
+            database=self.database,
+            owner=default.owner,
+            role=default.role,
+            schema=default.schema,
+            object_type=default.object_type,
+            privileges=list(default.privileges),
+            with_grant_option=False,
+            opts=self.options(parent, [*after, *self._needs(default.owner, default.role)]),
+        )
+        self._add(resource)
+        return resource
+
+
+class SchemaAccess(pulumi.ComponentResource):
+    """One schema and everything that exists because of it: its group roles,
+    the memberships into them, its grants, default privileges and PUBLIC's
+    revocation. Children are named from this component's name."""
+
+    schema: postgresql.Schema
+    roles: dict[str, postgresql.Role]
+
+    def __init__(
+        self,
+        name: str,
+        scope: Scope,
+        declarer: _Declarer,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__(SCHEMA_ACCESS_TYPE, name, None, opts)
+        assert scope.schema is not None
+        first = len(declarer.resources)
+        self.schema = declarer.schema(name, self, scope.schema)
+        self.roles = {role.name: declarer.role(name, self, role) for role in scope.roles}
+        for membership in scope.memberships:
+            declarer.membership(name, self, membership)
+        # One chain per schema (see the module docstring), starting after the
+        # schema exists and is owned by naap_owner.
+        last: pulumi.Resource = self.schema
+        for revocation in scope.revocations:
+            last = declarer.revocation(name, self, revocation, [last])
+        for grant in scope.grants:
+            last = declarer.grant(name, self, grant, [last])
+        for default in scope.default_privileges:
+            last = declarer.default_privilege(name, self, default, [last])
+        self.resources: list[pulumi.Resource] = declarer.resources[first:]
+        self.register_outputs(
+            {
+                "schema": self.schema.name,
+                "roles": sorted(self.roles),
+                "resources": len(self.resources),
+            }
+        )
+
+
+class DatabaseAccess(pulumi.ComponentResource):
+    """The whole access plan of a stack, declared through `provider`."""
+
+    roles: dict[str, postgresql.Role]
+    schemas: dict[str, SchemaAccess]
+    resources: list[pulumi.Resource]
+    """Every custom resource declared here and in the SchemaAccess children;
+    the schema push depends on them."""
+
+    def __init__(
+        self,
+        name: str,
+        settings: StackSettings,
+        provider: postgresql.Provider,
+        passwords: Mapping[str, pulumi.Output[str]],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__(ACCESS_TYPE, name, None, opts)
+        plan = settings.plan
+        declarer = _Declarer(
+            provider=provider,
+            database=plan.database,
+            production=settings.production,
+            alternating=plan.rotation is Rotation.ALTERNATING,
+            passwords=passwords,
+        )
+        by_schema = scopes(plan)
+        database = by_schema.pop(None)
+        # Roles of the whole database first: the schemas' memberships and
+        # default privileges depend on them.
+        for role in database.roles:
+            declarer.role(name, self, role)
+        for membership in database.memberships:
+            declarer.membership(name, self, membership)
+        chain: list[pulumi.Resource] = []
+        for revocation in database.revocations:
+            chain = [declarer.revocation(name, self, revocation, chain)]
+        for grant in database.grants:
+            chain = [declarer.grant(name, self, grant, chain)]
+        for default in database.default_privileges:
+            declarer.default_privilege(name, self, default, [])
+        self.schemas = {
+            schema.name: SchemaAccess(
+                f"{name}-{schema.name}",
+                by_schema[schema.name],
+                declarer,
+                pulumi.ResourceOptions(parent=self, provider=provider),
+            )
+            for schema in plan.schemas
+        }
+        self.roles = declarer.roles
+        self.resources = declarer.resources
+        self.register_outputs(
+            {
+                "schemas": [schema.name for schema in plan.schemas],
+                "roles": [role.name for role in plan.roles],
+                "owner": names.OWNER,
+            }
+        )

@@ -1,0 +1,167 @@
+"""`SchemaPush`: the post-deploy schema push, run by `pulumi up` once every
+schema, role, grant and default privilege of the access layer exists.
+
+It is one `pulumi_command` local command running `python -m naapdb push` as
+the migrator. What it decides:
+
+- when it runs: `triggers` hold a content hash of every migration file (or of
+  the Prisma schema in prisma mode) and the server's identity, so a changed
+  file or a new server replaces the command (the push runs) and an unchanged
+  tree runs nothing;
+- how it connects: `DATABASE_URL` (single rotation) or
+  `NAAPDB_DATABASE_SECRET_ID` (alternating rotation, whose current login only
+  Secrets Manager knows after the first rotation) in a secret `environment`;
+  never on the command line;
+- what it may print: only the push's own lines (file names and durations,
+  never the URL); `stdout`/`stderr` are secret outputs all the same.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shlex
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import pulumi
+from pulumi_command import local
+
+from components.credentials import Credentials, connection_url
+from components.server import DatabaseServer
+from components.settings import aws_region
+from naapdb import names
+from naapdb.plan import Rotation
+from naapdb.prisma import PrismaSchemaError, find_schema_file
+from naapdb.push import SECRET_ID_VARIABLE
+from naapdb.settings import PushSettings, StackSettings
+
+PUSH_TYPE = "naap:database:SchemaPush"
+# The project root: Pulumi runs the program and its providers from here, so
+# `python -m naapdb` finds the package and relative paths stay the same on
+# every machine (an absolute path would differ and re-run the push).
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class SchemaPush(pulumi.ComponentResource):
+    """`python -m naapdb push` after the access layer, whenever the sources change."""
+
+    command: local.Command
+    source_hash: str
+    """sha256 of the push's sources (migration files or the Prisma schema)."""
+
+    def __init__(
+        self,
+        name: str,
+        settings: StackSettings,
+        server: DatabaseServer,
+        credentials: Credentials,
+        access_resources: Sequence[pulumi.Resource],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__(PUSH_TYPE, name, None, opts)
+        push = settings.push
+        self.source_hash = source_hash(push)
+        command = push_command(settings)
+        self.command = local.Command(
+            f"{name}-command",
+            create=command,
+            update=command,
+            environment=_environment(settings, server, credentials),
+            # Stdout only: one line per applied file. A failure's output reaches
+            # the error message anyway, and neither ever holds the URL.
+            logging=local.Logging.STDOUT,
+            add_previous_output_in_env=False,
+            triggers=[self.source_hash, _server_identity(server)],
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=list(access_resources),
+                additional_secret_outputs=["stdout", "stderr"],
+            ),
+        )
+        self.register_outputs({"mode": push.mode, "source_hash": self.source_hash})
+
+
+def push_command(settings: StackSettings) -> str:
+    """The shell command the hook runs, from the project root."""
+    arguments = [_portable(Path(sys.executable)), "-m", "naapdb", "push", "--stack", settings.stack]
+    push = settings.push
+    if push.mode == "prisma" and push.prisma_dir:
+        arguments += ["--prisma", _portable(_project_path(push.prisma_dir))]
+    else:
+        arguments += ["--source", _portable(_project_path(push.source))]
+    return shlex.join(arguments)
+
+
+def source_hash(push: PushSettings) -> str:
+    """A content hash of what the push reads: every file under the migrations
+    directory (sorted relative paths and their bytes), or the Prisma schema."""
+    digest = hashlib.sha256(f"mode={push.mode}\0".encode())
+    if push.mode == "prisma" and push.prisma_dir:
+        directory = _project_path(push.prisma_dir)
+        try:
+            files = [find_schema_file(directory)]
+        except PrismaSchemaError as error:
+            raise pulumi.RunError(f"naap-db:push.prismaDir: {error}") from None
+    else:
+        directory = _project_path(push.source)
+        if not directory.is_dir():
+            raise pulumi.RunError(
+                f"naap-db:push.source: {directory} is not a directory; point it at the migrations"
+            )
+        files = sorted(
+            path
+            for path in directory.rglob("*")
+            if path.is_file() and not any(part.startswith(".") for part in path.parts)
+        )
+    for path in files:
+        digest.update(path.relative_to(directory).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def _environment(
+    settings: StackSettings, server: DatabaseServer, credentials: Credentials
+) -> pulumi.Output[dict[str, str]]:
+    """The connection, secret: the migrator's URL, or under alternating
+    rotation the secret that always holds its current login."""
+    if settings.credentials.rotation is Rotation.ALTERNATING:
+        arns: dict[str, pulumi.Output[str]] = getattr(credentials, "secret_arns", {}) or {}
+        if names.MIGRATOR not in arns:
+            raise pulumi.RunError(
+                "naap-db:credentials.rotation: alternating rotation keeps the migrator's "
+                f"login in Secrets Manager, but no secret exists for {names.MIGRATOR}"
+            )
+        region = aws_region()
+        environment: dict[str, pulumi.Input[str]] = {SECRET_ID_VARIABLE: arns[names.MIGRATOR]}
+        if region:
+            environment["AWS_REGION"] = region
+        return pulumi.Output.secret(environment)
+    password = credentials.passwords[names.MIGRATOR]
+    sslmode = server.sslmode
+    url = pulumi.Output.all(server.host, server.port, server.database, password).apply(
+        lambda args: connection_url(names.MIGRATOR, args[3], args[0], args[1], args[2], sslmode)
+    )
+    return pulumi.Output.secret({"DATABASE_URL": url})
+
+
+def _server_identity(server: DatabaseServer) -> pulumi.Output[str]:
+    identity = getattr(server, "identity", None)
+    if identity is not None:
+        return pulumi.Output.from_input(identity)
+    return pulumi.Output.concat(server.host, ":", pulumi.Output.from_input(server.port).apply(str))
+
+
+def _project_path(configured: str) -> Path:
+    path = Path(configured)
+    return path if path.is_absolute() else ROOT / path
+
+
+def _portable(path: Path) -> str:
+    """Relative to the project root when inside it, so the command (an input
+    of the resource) is the same on every checkout."""
+    absolute = path if path.is_absolute() else ROOT / path
+    try:
+        return absolute.relative_to(ROOT).as_posix()
+    except ValueError:
+        return str(absolute)

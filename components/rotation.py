@@ -1,0 +1,311 @@
+"""Password rotation of the alternating logins in AWS (prod).
+
+- `IdentitySecrets`: one Secrets Manager secret per login identity, in the
+  RDS secret format (engine, host, port, dbname, username, password,
+  masterarn) plus `sslmode`, first holding the identity's `_a` login. Pulumi
+  writes the first version only: afterwards the rotation owns the value.
+- `PasswordRotation`: the rotation Lambda (`naapdb.rotate.lambda_handler`,
+  zip built by `scripts/build-rotation-lambda.py`) in the database's subnets,
+  a member of the server's client security group (5432 to the database) and
+  of its own group (HTTPS to Secrets Manager); an IAM role that may touch
+  these secrets and read the master secret, nothing else; the permission
+  for Secrets Manager to invoke it; and a `SecretRotation` per secret every
+  `naap-db:credentials.rotationDays` days. Created after the roles exist,
+  since Secrets Manager tests the rotation when it is switched on.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pulumi
+import pulumi_aws as aws
+
+from naapdb.rotate import ENDPOINT_VARIABLE, ENGINE
+from naapdb.settings import StackSettings
+
+if TYPE_CHECKING:
+    from components.server import DatabaseServer
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+BUILD_SCRIPT = "scripts/build-rotation-lambda.py"
+LAMBDA_RUNTIME = "python3.12"
+LAMBDA_HANDLER = "naapdb.rotate.lambda_handler"
+LAMBDA_TIMEOUT_SECONDS = 60
+LAMBDA_MEMORY_MB = 256
+HTTPS_PORT = 443
+# Managed policy: CloudWatch Logs plus the ENIs a Lambda in a VPC needs.
+VPC_EXECUTION_POLICY = "policy/service-role/AWSLambdaVPCAccessExecutionRole"
+# Everything the four steps call on the identity secrets.
+ROTATION_ACTIONS = (
+    "secretsmanager:DescribeSecret",
+    "secretsmanager:GetSecretValue",
+    "secretsmanager:PutSecretValue",
+    "secretsmanager:UpdateSecretVersionStage",
+)
+
+
+def secret_name(stack: str, identity: str) -> str:
+    """The Secrets Manager name of an identity's secret, e.g. naap-db/prod/naap_app."""
+    return f"naap-db/{stack}/{identity}"
+
+
+def _tags(stack: str) -> dict[str, str]:
+    return {"Project": "naap-db", "Stack": stack, "ManagedBy": "pulumi"}
+
+
+def _require(server: DatabaseServer, attribute: str) -> Any:
+    value = getattr(server, attribute, None)
+    if value is None or value == ():
+        raise pulumi.RunError(
+            f"naap-db:credentials.rotation: alternating rotation needs the server's "
+            f"{attribute}, which only an rds server has; use naap-db:server.kind rds"
+        )
+    return value
+
+
+def secret_document(
+    host: str, port: int, database: str, login: str, password: str, master_arn: str, sslmode: str
+) -> str:
+    """The secret string of an identity: the RDS format plus `sslmode`."""
+    return json.dumps(
+        {
+            "engine": ENGINE,
+            "host": host,
+            "port": int(port),
+            "dbname": database,
+            "username": login,
+            "password": password,
+            "masterarn": master_arn,
+            "sslmode": sslmode,
+        }
+    )
+
+
+class IdentitySecrets(pulumi.ComponentResource):
+    """One secret per login identity, holding its current login."""
+
+    arns: dict[str, pulumi.Output[str]]
+    """Identity -> secret ARN."""
+
+    def __init__(
+        self,
+        name: str,
+        settings: StackSettings,
+        server: DatabaseServer,
+        passwords: Mapping[str, pulumi.Output[str]],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("naap:database:IdentitySecrets", name, None, opts)
+        plan = settings.plan
+        master_arn = _require(server, "master_secret_arn")
+        # A deleted secret would take the only copy of a rotated password with it.
+        protected = pulumi.ResourceOptions(parent=self, protect=settings.production)
+        self.arns = {}
+        for identity in plan.identities:
+            first_login = plan.logins_of(identity)[0]
+            secret = aws.secretsmanager.Secret(
+                f"{name}-{identity}",
+                name=secret_name(settings.stack, identity),
+                description=f"naap-db {settings.stack}: current login of {identity} (rotated)",
+                tags=_tags(settings.stack),
+                opts=protected,
+            )
+            document = pulumi.Output.all(
+                server.host,
+                server.port,
+                server.database,
+                passwords[first_login],
+                master_arn,
+            ).apply(
+                lambda args, login=first_login: secret_document(
+                    args[0], args[1], args[2], login, args[3], args[4], server.sslmode
+                )
+            )
+            aws.secretsmanager.SecretVersion(
+                f"{name}-{identity}",
+                secret_id=secret.id,
+                secret_string=pulumi.Output.secret(document),
+                opts=pulumi.ResourceOptions.merge(
+                    protected,
+                    # Rotation writes new versions and moves AWSCURRENT.
+                    pulumi.ResourceOptions(ignore_changes=["secret_string", "version_stages"]),
+                ),
+            )
+            self.arns[identity] = secret.arn
+        self.register_outputs({"arns": self.arns})
+
+
+class PasswordRotation(pulumi.ComponentResource):
+    """The rotation Lambda, its network, its rights and the schedules."""
+
+    function_arn: pulumi.Output[str]
+
+    def __init__(
+        self,
+        name: str,
+        settings: StackSettings,
+        server: DatabaseServer,
+        secret_arns: Mapping[str, pulumi.Output[str]],
+        after: Sequence[pulumi.Resource] = (),
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("naap:database:PasswordRotation", name, None, opts)
+        archive = lambda_archive(settings)
+        master_arn = _require(server, "master_secret_arn")
+        vpc_id = _require(server, "vpc_id")
+        subnet_ids = _require(server, "subnet_ids")
+        client_group_id = _require(server, "client_security_group_id")
+        tags = _tags(settings.stack)
+        child = pulumi.ResourceOptions(parent=self)
+        region = aws.get_region_output(opts=pulumi.InvokeOutputOptions(parent=self)).region
+        partition = aws.get_partition_output(opts=pulumi.InvokeOutputOptions(parent=self))
+
+        https_group = aws.ec2.SecurityGroup(
+            f"{name}-lambda",
+            description=f"naap-db {settings.stack} rotation Lambda: HTTPS to Secrets Manager",
+            vpc_id=vpc_id,
+            tags=tags,
+            opts=child,
+        )
+        aws.vpc.SecurityGroupEgressRule(
+            f"{name}-lambda-https",
+            security_group_id=https_group.id,
+            ip_protocol="tcp",
+            from_port=HTTPS_PORT,
+            to_port=HTTPS_PORT,
+            cidr_ipv4="0.0.0.0/0",
+            description="Secrets Manager API (through a NAT gateway or a VPC endpoint)",
+            tags=tags,
+            opts=child,
+        )
+
+        role = aws.iam.Role(
+            f"{name}-lambda",
+            description=f"naap-db {settings.stack}: rotates the login secrets",
+            assume_role_policy=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "lambda.amazonaws.com"},
+                            "Action": "sts:AssumeRole",
+                        }
+                    ],
+                }
+            ),
+            tags=tags,
+            opts=child,
+        )
+        aws.iam.RolePolicyAttachment(
+            f"{name}-lambda-vpc",
+            role=role.name,
+            policy_arn=partition.partition.apply(lambda p: f"arn:{p}:iam::aws:{VPC_EXECUTION_POLICY}"),
+            opts=child,
+        )
+        ordered = sorted(secret_arns)
+        policy = aws.iam.RolePolicy(
+            f"{name}-lambda-secrets",
+            role=role.id,
+            policy=pulumi.Output.all(master_arn, *(secret_arns[i] for i in ordered)).apply(
+                lambda arns: rotation_policy(arns[1:], arns[0])
+            ),
+            opts=child,
+        )
+
+        function = aws.lambda_.Function(
+            f"{name}-lambda",
+            description=f"naap-db {settings.stack}: alternating-login password rotation",
+            runtime=LAMBDA_RUNTIME,
+            architectures=["x86_64"],
+            handler=LAMBDA_HANDLER,
+            code=pulumi.FileArchive(str(archive)),
+            role=role.arn,
+            timeout=LAMBDA_TIMEOUT_SECONDS,
+            memory_size=LAMBDA_MEMORY_MB,
+            vpc_config=aws.lambda_.FunctionVpcConfigArgs(
+                subnet_ids=list(subnet_ids),
+                security_group_ids=[client_group_id, https_group.id],
+            ),
+            environment=aws.lambda_.FunctionEnvironmentArgs(
+                variables={
+                    ENDPOINT_VARIABLE: region.apply(
+                        lambda r: f"https://secretsmanager.{r}.amazonaws.com"
+                    )
+                }
+            ),
+            tags=tags,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[policy]),
+        )
+
+        for identity in ordered:
+            permission = aws.lambda_.Permission(
+                f"{name}-invoke-{identity}",
+                action="lambda:InvokeFunction",
+                function=function.name,
+                principal="secretsmanager.amazonaws.com",
+                source_arn=secret_arns[identity],
+                opts=child,
+            )
+            aws.secretsmanager.SecretRotation(
+                f"{name}-{identity}",
+                secret_id=secret_arns[identity],
+                rotation_lambda_arn=function.arn,
+                rotation_rules=aws.secretsmanager.SecretRotationRotationRulesArgs(
+                    automatically_after_days=settings.credentials.rotation_days,
+                ),
+                # Switching rotation on runs testSecret, which logs in: the
+                # logins must exist first. The first rotation is scheduled.
+                rotate_immediately=False,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[permission, *after]),
+            )
+        self.function_arn = function.arn
+        self.register_outputs({"function_arn": self.function_arn})
+
+
+def rotation_policy(secret_arns: Sequence[str], master_arn: str) -> str:
+    """The Lambda's inline policy: the four steps on these secrets only, a
+    read of the master secret, and random passwords (not resource-scoped)."""
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "RotateTheLoginSecrets",
+                    "Effect": "Allow",
+                    "Action": list(ROTATION_ACTIONS),
+                    "Resource": list(secret_arns),
+                },
+                {
+                    "Sid": "ReadTheMasterSecret",
+                    "Effect": "Allow",
+                    "Action": ["secretsmanager:GetSecretValue"],
+                    "Resource": [master_arn],
+                },
+                {
+                    "Sid": "GeneratePasswords",
+                    "Effect": "Allow",
+                    "Action": ["secretsmanager:GetRandomPassword"],
+                    "Resource": "*",
+                },
+            ],
+        }
+    )
+
+
+def lambda_archive(settings: StackSettings) -> Path:
+    """The built zip of the rotation Lambda; stops the program with the
+    command that builds it when it is missing."""
+    configured = Path(settings.credentials.lambda_archive)
+    path = configured if configured.is_absolute() else PROJECT_ROOT / configured
+    if not path.is_file():
+        raise pulumi.RunError(
+            f"naap-db:credentials.lambdaArchive: {configured} does not exist; build the "
+            f"rotation Lambda first with `python {BUILD_SCRIPT}` (it writes "
+            f"build/rotation-lambda.zip)"
+        )
+    return path

@@ -1,0 +1,180 @@
+"""`push [--source DIR] [--stack S] [--prisma DIR] [--dry-run]`: the schema push.
+
+Connects as the migrator from `DATABASE_URL` (or, with alternating rotation, the
+Secrets Manager secret named by `NAAPDB_DATABASE_SECRET_ID`); never from argv.
+Prints one line per applied migration with its duration, `up to date` when
+nothing was new. Exit 0 on success, 2 on any stop (nothing half-applied)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from naapdb.catalog import Catalog
+    from naapdb.push import Applied
+    from naapdb.settings import PushSettings
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--source",
+        type=Path,
+        default=None,
+        help="the migrations directory (default: the stack's naap-db:push.source, else migrations/)",
+    )
+    parser.add_argument(
+        "--stack",
+        default=None,
+        help="read the catalogue and push settings from Pulumi.STACK.yaml (default: "
+        "$NAAPDB_STACK, else the catalogue of Pulumi.yaml alone)",
+    )
+    parser.add_argument(
+        "--prisma",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="run the platform's `npx prisma db push` in DIR instead of the SQL files",
+    )
+    parser.add_argument("--dry-run", action="store_true", help="list what would run; change nothing")
+    parser.add_argument(
+        "--project", type=Path, default=None, help="directory of Pulumi.yaml (default: found upwards)"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    import os
+
+    from naapdb import push, stackfiles
+    from naapdb.settings import PushSettings
+
+    root = args.project or stackfiles.find_project_root()
+    stack = args.stack or os.environ.get(push.STACK_VARIABLE) or None
+    if stack:
+        settings = stackfiles.load_stack_settings(stack, root)
+        catalog, push_settings = settings.catalog, settings.push
+    else:
+        catalog, push_settings = push.resolve_catalog(None, root), PushSettings()
+    prisma_dir = args.prisma or (
+        _under(root, push_settings.prisma_dir)
+        if push_settings.mode == "prisma" and push_settings.prisma_dir
+        else None
+    )
+    if prisma_dir is not None:
+        return _prisma(prisma_dir, catalog, args.dry_run)
+    if push_settings.mode == "off" and args.source is None:
+        print(f"push is off for stack {stack} (naap-db:push.mode); nothing to do")
+        return 0
+    source = args.source or _under(root, push_settings.source)
+    return _sql(source, catalog, args.dry_run)
+
+
+def _under(root: Path, configured: str) -> Path:
+    """A configured directory, relative to the current directory when it can be,
+    so messages name `migrations/public/...` rather than an absolute path."""
+    path = Path(configured)
+    if not path.is_absolute():
+        path = root / path
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve())
+    except ValueError:
+        return path
+
+
+def _sql(source: Path, catalog: Catalog, dry_run: bool) -> int:
+    import psycopg
+
+    from naapdb import push
+    from naapdb.connection import connect, redact
+
+    started = time.perf_counter()
+    try:
+        migrations = push.discover(source, catalog)
+    except push.PushError as error:
+        return _stop(str(error))
+    url = push.resolve_database_url()
+    try:
+        with connect(url, autocommit=True) as connection:
+            result = push.push(
+                connection,
+                migrations,
+                catalog,
+                dry_run=dry_run,
+                on_applied=_print_applied,
+                on_wait=lambda: print(
+                    "another push holds the lock; waiting for it", file=sys.stderr, flush=True
+                ),
+            )
+    except push.PushError as error:
+        return _stop(str(error))
+    except psycopg.Error as error:
+        return _stop(redact(" ".join(str(error).split()), url))
+    if dry_run:
+        for migration in result.pending:
+            print(f"would apply {migration.label}")
+        print(f"{len(result.pending)} to apply (dry run)" if result.pending else "up to date")
+    elif result.applied:
+        elapsed = round((time.perf_counter() - started) * 1000)
+        count = len(result.applied)
+        print(f"applied {count} migration{'s' if count != 1 else ''} in {elapsed} ms")
+    else:
+        print("up to date")
+    return 0
+
+
+def _print_applied(applied: Applied) -> None:
+    print(f"applied {applied.migration.label} ({applied.duration_ms} ms)", flush=True)
+
+
+def _stop(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
+def _prisma(prisma_dir: Path, catalog: Catalog, dry_run: bool) -> int:
+    """Check the datasource `schemas` against the catalogue, then run Prisma's
+    own push under the push lock."""
+    import os
+    import subprocess
+
+    from naapdb import prisma, push
+    from naapdb.connection import connect, redact
+
+    try:
+        schema_file = prisma.find_schema_file(prisma_dir)
+        diff = prisma.compare(prisma.read_schemas(schema_file), catalog)
+    except prisma.PrismaSchemaError as error:
+        return _stop(str(error))
+    if not diff.equal:
+        for line in prisma.describe(diff, str(schema_file)):
+            print(f"error: {line}", file=sys.stderr)
+        return 2
+    major = prisma.prisma_major_version(prisma_dir)
+    if major is None:
+        return _stop(
+            f"{prisma_dir}: `npx --no-install prisma --version` does not run there; "
+            "install the platform's dependencies (npm install) first"
+        )
+    command = prisma.push_command(major)
+    if dry_run:
+        print(f"would run `{' '.join(command)}` in {prisma_dir} as {push.names.OWNER}")
+        return 0
+    url = push.resolve_database_url()
+    with connect(url, autocommit=True) as connection:
+        push.hold_lock(connection)
+        result = subprocess.run(
+            command,
+            cwd=prisma_dir,
+            env=prisma.prisma_environment(os.environ, url),
+            capture_output=True,
+            text=True,
+        )
+    for stream, text in ((sys.stdout, result.stdout), (sys.stderr, result.stderr)):
+        if text:
+            stream.write(redact(text, url))
+    if result.returncode != 0:
+        return _stop(f"`{' '.join(command)}` failed in {prisma_dir} (exit {result.returncode})")
+    return 0

@@ -1,0 +1,67 @@
+"""`verify --stack S [--format text|json]`: compares the live database
+(`DATABASE_URL`) with the stack's access plan, in one catalog query.
+
+stdout carries only the differences (text: one line each, grouped, with the
+SQL that fixes it; json: the whole report), so it can be piped or diffed;
+a one-line summary goes to stderr. Exit 0 no drift, 1 drift, 2 error."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+FORMATS = ("text", "json")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--stack", required=True, help="stack name, e.g. dev or prod")
+    parser.add_argument("--format", choices=FORMATS, default="text")
+    parser.add_argument(
+        "--project",
+        type=Path,
+        default=None,
+        help="directory of Pulumi.yaml (default: found upwards)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    import psycopg
+
+    from naapdb import verify
+    from naapdb.connection import ConnectionError_, connect, database_url, redact
+    from naapdb.stackfiles import load_stack_settings
+
+    settings = load_stack_settings(args.stack, args.project)
+    url = database_url()
+    started = time.perf_counter()
+    with connect(url, autocommit=True) as connection:
+        try:
+            report = verify.verify(connection, settings.plan)
+        except psycopg.Error as error:
+            message = " ".join(str(error).split())
+            raise ConnectionError_(f"cannot read the catalog: {redact(message, url)}") from None
+        except verify.WrongDatabase as error:
+            raise ConnectionError_(str(error)) from None
+    elapsed = time.perf_counter() - started
+    if args.format == "json":
+        sys.stdout.write(verify.report_to_json(report, args.stack))
+    else:
+        sys.stdout.write(verify.report_to_text(report))
+    sys.stdout.flush()
+    queries = f"{report.queries} {'query' if report.queries == 1 else 'queries'}"
+    if report.drift:
+        count = len(report.differences)
+        print(
+            f"verify: {count} difference{'s' if count != 1 else ''} from the plan of stack "
+            f"{args.stack} ({report.schemas} schemas, {queries}, {elapsed:.2f} s)",
+            file=sys.stderr,
+        )
+        return 1
+    print(
+        f"verify: no drift: database {report.database} matches the plan of stack {args.stack} "
+        f"({report.schemas} schemas, {queries}, {elapsed:.2f} s)",
+        file=sys.stderr,
+    )
+    return 0

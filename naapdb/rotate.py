@@ -1,0 +1,438 @@
+"""Password rotation of an alternating identity through Secrets Manager's four
+steps, for the rotation Lambda (`lambda_handler`) and for ops
+(`python -m naapdb rotate --secret-id ID`, `rotate_now`).
+
+Under `credentials.rotation: alternating` each identity `naap_x` is NOLOGIN
+and two logins, `naap_x_a` and `naap_x_b`, carry it. Its secret (the RDS
+secret format plus `sslmode`) holds the login clients use now (AWSCURRENT).
+A rotation gives the *other* login a new password and only then makes it
+current, so the password clients hold is never the one being changed:
+
+- createSecret: AWSPENDING = the other login with a new password
+  (`get_random_password`, letters and digits only: URL- and libpq-safe);
+- setSecret: `ALTER ROLE other PASSWORD ...` as the master user (its
+  credentials from the secret `masterarn` names), sending a verifier computed
+  by libpq, so the password itself never reaches the server or its log;
+- testSecret: connect as AWSPENDING and check it is that login, a member of
+  its identity, with USAGE on a schema;
+- finishSecret: move AWSCURRENT to the pending version (Secrets Manager
+  moves AWSPREVIOUS to the version clients used so far, still valid).
+
+Every step is idempotent: run twice, it finds its work done and changes
+nothing. No log line carries a password (everything goes through
+`naapdb.connection.redact` with the secrets in play).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from naapdb import names
+from naapdb.connection import ConnectionError_, connect, redact
+
+if TYPE_CHECKING:
+    import psycopg
+
+log = logging.getLogger(__name__)
+
+CURRENT = "AWSCURRENT"
+PENDING = "AWSPENDING"
+PREVIOUS = "AWSPREVIOUS"
+STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")
+ENGINE = "postgres"
+DEFAULT_SSLMODE = "require"
+PASSWORD_LENGTH = 40
+APPLICATION_NAME = "naap-db-rotation"
+SECRET_FIELDS = ("engine", "host", "port", "dbname", "username", "password", "masterarn")
+# Secrets Manager for the Lambda in a VPC: an interface endpoint's URL if set.
+ENDPOINT_VARIABLE = "SECRETS_MANAGER_ENDPOINT"
+
+
+class RotationError(RuntimeError):
+    """A rotation step failed; the message is redacted and safe to print."""
+
+
+@dataclass(frozen=True)
+class DbSecret:
+    """One identity's secret: where the database is and which login to use."""
+
+    host: str
+    port: int
+    dbname: str
+    username: str
+    password: str = field(repr=False)
+    masterarn: str
+    engine: str = ENGINE
+    sslmode: str = DEFAULT_SSLMODE
+
+    @classmethod
+    def parse(cls, text: str, what: str) -> DbSecret:
+        """Read a secret string; a missing field names itself, never a value."""
+        try:
+            raw = json.loads(text)
+        except json.JSONDecodeError:
+            raise RotationError(f"{what} is not JSON in the RDS secret format") from None
+        if not isinstance(raw, Mapping):
+            raise RotationError(f"{what} is not a JSON object in the RDS secret format")
+        missing = [key for key in SECRET_FIELDS if raw.get(key) in (None, "")]
+        if missing:
+            raise RotationError(f"{what} lacks {', '.join(missing)}")
+        return cls(
+            host=str(raw["host"]),
+            port=int(raw["port"]),
+            dbname=str(raw["dbname"]),
+            username=str(raw["username"]),
+            password=str(raw["password"]),
+            masterarn=str(raw["masterarn"]),
+            engine=str(raw["engine"]),
+            sslmode=str(raw.get("sslmode") or DEFAULT_SSLMODE),
+        )
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "engine": self.engine,
+                "host": self.host,
+                "port": self.port,
+                "dbname": self.dbname,
+                "username": self.username,
+                "password": self.password,
+                "masterarn": self.masterarn,
+                "sslmode": self.sslmode,
+            }
+        )
+
+    def conninfo(self, user: str | None = None, password: str | None = None) -> str:
+        """A libpq connection string to this secret's database."""
+        from psycopg.conninfo import make_conninfo
+
+        return make_conninfo(
+            host=self.host,
+            port=str(self.port),
+            dbname=self.dbname,
+            user=user or self.username,
+            password=self.password if password is None else password,
+            sslmode=self.sslmode,
+            connect_timeout="10",
+            application_name=APPLICATION_NAME,
+        )
+
+
+def identity_of(login: str) -> str:
+    """The identity an alternating login carries (`naap_app_b` -> `naap_app`)."""
+    for suffix in names.ALTERNATE_SUFFIXES:
+        if login.endswith(suffix) and len(login) > len(suffix):
+            return login[: -len(suffix)]
+    raise RotationError(
+        f"username {login!r} is not an alternating login (ending "
+        f"{' or '.join(names.ALTERNATE_SUFFIXES)}); this secret cannot be rotated this way"
+    )
+
+
+def other_login(login: str) -> str:
+    """The login of the same identity that is not `login` (`_a` <-> `_b`)."""
+    identity = identity_of(login)
+    first, second = names.alternate_logins(identity)
+    return second if login == first else first
+
+
+def _safe(text: str, *secrets: str) -> str:
+    """`text` without any password it may quote, in any form."""
+    text = redact(text)
+    for secret in secrets:
+        if secret and len(secret) >= 3:
+            text = text.replace(secret, "***")
+    return text
+
+
+# --- Secrets Manager -------------------------------------------------------
+
+
+def _get(client: Any, secret_id: str, stage: str, version: str | None = None) -> DbSecret:
+    kwargs: dict[str, Any] = {"SecretId": secret_id, "VersionStage": stage}
+    if version is not None:
+        kwargs["VersionId"] = version
+    value = client.get_secret_value(**kwargs)
+    return DbSecret.parse(value["SecretString"], f"{stage} of {secret_id}")
+
+
+def _pending_or_none(client: Any, secret_id: str, token: str) -> DbSecret | None:
+    try:
+        return _get(client, secret_id, PENDING, token)
+    except client.exceptions.ResourceNotFoundException:
+        return None
+
+
+def _versions(client: Any, secret_id: str) -> dict[str, list[str]]:
+    described = client.describe_secret(SecretId=secret_id)
+    return dict(described.get("VersionIdsToStages") or {})
+
+
+def _version_with(versions: Mapping[str, list[str]], stage: str) -> str | None:
+    return next((version for version, stages in versions.items() if stage in stages), None)
+
+
+def _master(client: Any, secret: DbSecret) -> tuple[str, str]:
+    """The master user's name and password, from the secret `masterarn` names
+    (RDS manages it: it holds only `username` and `password`)."""
+    value = client.get_secret_value(SecretId=secret.masterarn, VersionStage=CURRENT)
+    try:
+        raw = json.loads(value["SecretString"])
+        return str(raw["username"]), str(raw["password"])
+    except (json.JSONDecodeError, KeyError, TypeError):
+        raise RotationError(
+            f"the master secret {secret.masterarn} has no username and password"
+        ) from None
+
+
+# --- PostgreSQL --------------------------------------------------------------
+
+
+@contextmanager
+def _session(
+    secret: DbSecret, user: str | None = None, password: str | None = None
+) -> Iterator[psycopg.Connection[Any]]:
+    """A connection to the secret's database; failures are redacted."""
+    conninfo = secret.conninfo(user, password)
+    try:
+        connection = connect(conninfo, autocommit=True)
+    except ConnectionError_ as error:
+        raise RotationError(_safe(str(error), secret.password, password or "")) from None
+    try:
+        yield connection
+    finally:
+        connection.close()
+
+
+def _can_log_in(secret: DbSecret) -> bool:
+    try:
+        with _session(secret) as connection:
+            connection.execute("SELECT 1")
+        return True
+    except RotationError:
+        return False
+
+
+# --- the four steps ------------------------------------------------------------
+
+
+def create_secret(client: Any, secret_id: str, token: str) -> None:
+    """AWSPENDING = the other login with a new password (once per token)."""
+    current = _get(client, secret_id, CURRENT)
+    if _pending_or_none(client, secret_id, token) is not None:
+        log.info("createSecret: %s already has a pending version %s", secret_id, token)
+        return
+    password = client.get_random_password(
+        PasswordLength=PASSWORD_LENGTH, ExcludePunctuation=True, IncludeSpace=False
+    )["RandomPassword"]
+    pending = replace(current, username=other_login(current.username), password=password)
+    client.put_secret_value(
+        SecretId=secret_id,
+        ClientRequestToken=token,
+        SecretString=pending.to_json(),
+        VersionStages=[PENDING],
+    )
+    log.info("createSecret: %s pending version %s is %s", secret_id, token, pending.username)
+
+
+def set_secret(client: Any, secret_id: str, token: str) -> None:
+    """Give the pending login its password, as the master user."""
+    from psycopg import sql
+
+    current = _get(client, secret_id, CURRENT)
+    pending = _get(client, secret_id, PENDING, token)
+    _check_pending(current, pending, secret_id)
+    if _can_log_in(pending):
+        log.info("setSecret: %s already logs in with the pending password", pending.username)
+        return
+    master_user, master_password = _master(client, pending)
+    if master_user == pending.username:
+        raise RotationError(f"{secret_id}: refusing to rotate the master user {master_user}")
+    secrets = (pending.password, master_password)
+    try:
+        with _session(pending, master_user, master_password) as connection:
+            # libpq hashes the password the way the server stores it (its
+            # password_encryption), so only a verifier goes over the wire.
+            verifier = connection.pgconn.encrypt_password(
+                pending.password.encode(), pending.username.encode()
+            )
+            connection.execute(
+                sql.SQL("ALTER ROLE {} WITH PASSWORD {}").format(
+                    sql.Identifier(pending.username), sql.Literal(verifier.decode())
+                )
+            )
+    except RotationError:
+        raise
+    except Exception as error:  # noqa: BLE001 - any driver error, redacted
+        message = " ".join(str(error).split())
+        raise RotationError(f"setSecret: {_safe(message, *secrets)}") from None
+    log.info("setSecret: %s has its new password", pending.username)
+
+
+def _check_pending(current: DbSecret, pending: DbSecret, secret_id: str) -> None:
+    """Only ever change the idle login of the same identity on the same server."""
+    if pending.username != other_login(current.username):
+        raise RotationError(
+            f"{secret_id}: the pending login {pending.username} is not the other login of "
+            f"{current.username}"
+        )
+    if (pending.host, pending.port, pending.dbname) != (current.host, current.port, current.dbname):
+        raise RotationError(f"{secret_id}: the pending version names another database")
+
+
+def probe_secret(client: Any, secret_id: str, token: str) -> None:
+    """Log in as AWSPENDING and check it reaches its identity's schemas."""
+    pending = _get(client, secret_id, PENDING, token)
+    identity = identity_of(pending.username)
+    try:
+        with _session(pending) as connection:
+            row = connection.execute(
+                "SELECT current_user::text, pg_has_role(current_user, %s, 'MEMBER'),"
+                " EXISTS (SELECT 1 FROM pg_namespace n"
+                "         WHERE n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'"
+                "           AND has_schema_privilege(n.oid, 'USAGE'))",
+                (identity,),
+            ).fetchone()
+    except RotationError as error:
+        raise RotationError(f"testSecret: {error}") from None
+    except Exception as error:  # noqa: BLE001 - e.g. the identity role is missing
+        message = " ".join(str(error).split())
+        raise RotationError(f"testSecret: {_safe(message, pending.password)}") from None
+    assert row is not None
+    user, member, reaches_schema = row
+    if user != pending.username:
+        raise RotationError(f"testSecret: logged in as {user}, not {pending.username}")
+    if not member:
+        raise RotationError(f"testSecret: {user} is not a member of {identity}")
+    if not reaches_schema:
+        raise RotationError(f"testSecret: {user} has USAGE on no schema")
+    log.info("testSecret: %s logs in and reaches its schemas", user)
+
+
+def finish_secret(client: Any, secret_id: str, token: str) -> None:
+    """Make the pending version current (AWSPREVIOUS follows the old one)."""
+    current_version = _version_with(_versions(client, secret_id), CURRENT)
+    if current_version == token:
+        log.info("finishSecret: version %s of %s is already current", token, secret_id)
+        return
+    client.update_secret_version_stage(
+        SecretId=secret_id,
+        VersionStage=CURRENT,
+        MoveToVersionId=token,
+        RemoveFromVersionId=current_version,
+    )
+    log.info("finishSecret: version %s of %s is now current", token, secret_id)
+
+
+Step = Callable[[Any, str, str], None]
+STEP_FUNCTIONS: dict[str, Step] = {
+    "createSecret": create_secret,
+    "setSecret": set_secret,
+    "testSecret": probe_secret,
+    "finishSecret": finish_secret,
+}
+
+
+def run_step(client: Any, secret_id: str, token: str, step: str) -> None:
+    """One step for one version (`token`), after checking the version is the
+    one being rotated; a version that is already current needs nothing."""
+    function = STEP_FUNCTIONS.get(step)
+    if function is None:
+        raise RotationError(f"unknown rotation step {step!r}; expected one of {', '.join(STEPS)}")
+    stages = _versions(client, secret_id).get(token)
+    if stages is not None and CURRENT in stages:
+        log.info("%s: version %s of %s is already current", step, token, secret_id)
+        return
+    # The service creates the version (AWSPENDING, no value) before
+    # createSecret; `rotate_now` lets createSecret create it.
+    if (stages is None and step != "createSecret") or (stages is not None and PENDING not in stages):
+        raise RotationError(f"{step}: version {token} of {secret_id} is not pending rotation")
+    function(client, secret_id, token)
+
+
+# --- entry points ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RotationResult:
+    """What a completed rotation left current (no password)."""
+
+    secret_id: str
+    version: str
+    username: str
+    previous_username: str
+
+
+def rotate_now(client: Any, secret_id: str, token: str | None = None) -> RotationResult:
+    """Run the four steps in order, as Secrets Manager would. On failure the
+    pending label is taken back (AWSCURRENT never moved), so the next
+    rotation, by this command or by the Lambda, starts clean."""
+    token = token or str(uuid.uuid4())
+    previous = _get(client, secret_id, CURRENT)
+    try:
+        for step in STEPS:
+            run_step(client, secret_id, token, step)
+    except Exception:
+        _drop_pending(client, secret_id, token)
+        raise
+    _drop_pending(client, secret_id, token)
+    current = _get(client, secret_id, CURRENT)
+    return RotationResult(secret_id, token, current.username, previous.username)
+
+
+def _drop_pending(client: Any, secret_id: str, token: str) -> None:
+    try:
+        if PENDING in _versions(client, secret_id).get(token, []):
+            client.update_secret_version_stage(
+                SecretId=secret_id, VersionStage=PENDING, RemoveFromVersionId=token
+            )
+    except Exception as error:  # noqa: BLE001 - best effort; the rotation's own error matters
+        log.warning("could not remove %s from version %s: %s", PENDING, token, redact(str(error)))
+
+
+def secrets_client(region: str | None = None) -> Any:
+    """A Secrets Manager client; `SECRETS_MANAGER_ENDPOINT` names a VPC endpoint."""
+    import boto3
+
+    return boto3.client(
+        "secretsmanager",
+        region_name=region,
+        endpoint_url=os.environ.get(ENDPOINT_VARIABLE) or None,
+    )
+
+
+def handle(client: Any, event: Mapping[str, Any]) -> None:
+    """One invocation by Secrets Manager: `{SecretId, ClientRequestToken, Step}`."""
+    try:
+        secret_id, token, step = event["SecretId"], event["ClientRequestToken"], event["Step"]
+    except KeyError as missing:
+        raise RotationError(f"the rotation event lacks {missing}") from None
+    described = client.describe_secret(SecretId=secret_id)
+    if not described.get("RotationEnabled"):
+        raise RotationError(f"{secret_id} does not have rotation enabled")
+    run_step(client, secret_id, token, step)
+
+
+def quiet_aws_logs() -> None:
+    """INFO for this module, WARNING for the AWS SDK, whose DEBUG log dumps
+    response bodies (secret values included)."""
+    logging.getLogger().setLevel(logging.INFO)
+    for noisy in ("boto3", "botocore", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def lambda_handler(event: Mapping[str, Any], context: Any) -> None:
+    """The rotation Lambda's entry point (`naapdb.rotate.lambda_handler`)."""
+    quiet_aws_logs()
+    try:
+        handle(secrets_client(), event)
+    except RotationError as error:
+        log.error("%s", error)
+        raise

@@ -1,0 +1,273 @@
+"""The GitHub Actions workflows: they parse, they hold the jobs and steps CI
+relies on (preview with the policy pack on pull requests, plan-constrained
+prod deploys behind a protected environment, nightly drift checks), and no
+step can print a secret."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.harness import ROOT
+
+WORKFLOWS = ROOT / ".github" / "workflows"
+SECRET_REF = re.compile(r"\bsecrets\s*(\.|\[)")
+TRACING = re.compile(r"\bset\s+-[a-wyz]*x|\bset\s+-o\s+xtrace|\bbash\s+-[a-z]*x")
+
+
+def load(name: str) -> dict[Any, Any]:
+    doc = yaml.safe_load((WORKFLOWS / name).read_text())
+    assert isinstance(doc, dict), name
+    return doc
+
+
+def triggers(doc: dict[Any, Any]) -> dict[str, Any]:
+    """`on:` (YAML 1.1 reads the bare key `on` as the boolean True)."""
+    on = doc.get("on", doc.get(True))
+    if isinstance(on, str):
+        return {on: None}
+    if isinstance(on, list):
+        return dict.fromkeys(on)
+    assert isinstance(on, dict)
+    return on
+
+
+def steps(job: dict[str, Any]) -> list[dict[str, Any]]:
+    return list(job.get("steps") or [])
+
+
+def uses(job: dict[str, Any], action: str) -> list[dict[str, Any]]:
+    """The job's steps that use `action` (any version)."""
+    return [s for s in steps(job) if str(s.get("uses", "")).split("@")[0] == action]
+
+
+def one_pulumi_step(job: dict[str, Any]) -> dict[str, Any]:
+    found = uses(job, "pulumi/actions")
+    assert len(found) == 1, f"expected one pulumi/actions step, got {len(found)}"
+    assert found[0]["uses"] == "pulumi/actions@v6"
+    return dict(found[0]["with"])
+
+
+def all_workflows() -> Iterator[tuple[str, dict[Any, Any]]]:
+    for path in sorted(WORKFLOWS.glob("*.y*ml")):
+        yield path.name, load(path.name)
+
+
+def all_steps() -> Iterator[tuple[str, str, dict[str, Any]]]:
+    for name, doc in all_workflows():
+        for job_id, job in doc["jobs"].items():
+            for step in steps(job):
+                yield name, job_id, step
+
+
+def env_names_bound_to_secrets(*envs: Any) -> set[str]:
+    return {
+        key
+        for env in envs
+        if isinstance(env, dict)
+        for key, value in env.items()
+        if SECRET_REF.search(str(value))
+    }
+
+
+def test_the_three_workflows_exist_and_parse() -> None:
+    names = {name for name, _ in all_workflows()}
+    assert {"pull-request.yml", "deploy.yml", "nightly.yml"} <= names
+    for _, doc in all_workflows():
+        assert doc["jobs"]
+        assert triggers(doc)
+        for job in doc["jobs"].values():
+            assert job.get("runs-on")
+            for step in steps(job):
+                assert ("uses" in step) != ("run" in step), step
+
+
+def test_pull_request_runs_the_test_suite_first() -> None:
+    doc = load("pull-request.yml")
+    assert "pull_request" in triggers(doc)
+    test = doc["jobs"]["test"]
+    runs = [s["run"] for s in steps(test) if "run" in s]
+    assert any(re.search(r"(^|\s)bash \.ci/run\b", run) for run in runs)
+    assert doc["jobs"]["preview"]["needs"] in ("test", ["test"])
+
+
+def test_pull_request_previews_dev_and_prod_with_comment_plan_and_policy() -> None:
+    doc = load("pull-request.yml")
+    preview = doc["jobs"]["preview"]
+    assert preview["strategy"]["matrix"]["stack"] == ["dev", "prod"]
+    step = one_pulumi_step(preview)
+    assert step["command"] == "preview"
+    assert step["stack-name"] == "${{ matrix.stack }}"
+    assert step["work-dir"] == "."
+    assert step["comment-on-pr"] is True
+    assert step["edit-pr-comment"] is True
+    assert step["diff"] is True
+    assert step["policyPacks"] == "policy"
+    assert step["cloud-url"] == "${{ secrets.PULUMI_BACKEND_URL }}"
+    plan = step["plan"]
+    assert "${{ matrix.stack }}" in plan
+    (upload,) = uses(preview, "actions/upload-artifact")
+    assert upload["uses"] == "actions/upload-artifact@v4"
+    assert upload["with"]["path"] == plan
+    assert upload["with"]["if-no-files-found"] == "error"
+
+
+def test_pull_request_preview_secrets_and_oidc_role() -> None:
+    doc = load("pull-request.yml")
+    preview = doc["jobs"]["preview"]
+    assert doc["permissions"] == {"contents": "read"}
+    assert preview["permissions"] == {
+        "contents": "read",
+        "pull-requests": "write",
+        "id-token": "write",
+    }
+    assert "secrets.PULUMI_CONFIG_PASSPHRASE_DEV" in preview["env"]["PULUMI_CONFIG_PASSPHRASE"]
+    (aws,) = uses(preview, "aws-actions/configure-aws-credentials")
+    assert aws["uses"] == "aws-actions/configure-aws-credentials@v4"
+    assert aws["with"]["role-to-assume"] == "${{ secrets.AWS_PREVIEW_ROLE_ARN }}"
+    assert aws["with"]["aws-region"]
+    # the role is assumed before the preview that needs it
+    names = [s.get("uses", "").split("@")[0] for s in steps(preview)]
+    assert names.index("aws-actions/configure-aws-credentials") < names.index("pulumi/actions")
+    # the test job needs nothing but the code
+    assert "permissions" not in doc["jobs"]["test"] or doc["jobs"]["test"]["permissions"] == {
+        "contents": "read"
+    }
+
+
+def test_pull_request_builds_both_virtualenvs_before_preview() -> None:
+    preview = load("pull-request.yml")["jobs"]["preview"]
+    script = "\n".join(s["run"] for s in steps(preview) if "run" in s)
+    assert "python -m venv venv" in script
+    assert "-r requirements.txt" in script
+    assert "python -m venv policy/venv" in script
+    assert "-r policy/requirements.txt" in script
+
+
+def test_deploy_updates_dev_on_push_to_main() -> None:
+    doc = load("deploy.yml")
+    on = triggers(doc)
+    assert on["push"]["branches"] == ["main"]
+    dev = doc["jobs"]["dev"]
+    assert "push" in dev["if"]
+    step = one_pulumi_step(dev)
+    assert (step["command"], step["stack-name"], step["policyPacks"]) == ("up", "dev", "policy")
+
+
+def test_deploy_prod_by_dispatch_through_production_applying_the_plan() -> None:
+    doc = load("deploy.yml")
+    assert "workflow_dispatch" in triggers(doc)
+    jobs = doc["jobs"]
+    plan_job, prod = jobs["prod-plan"], jobs["prod"]
+    assert "workflow_dispatch" in plan_job["if"] and "refs/heads/main" in plan_job["if"]
+
+    preview = one_pulumi_step(plan_job)
+    assert (preview["command"], preview["stack-name"]) == ("preview", "prod")
+    assert preview["policyPacks"] == "policy"
+    (upload,) = uses(plan_job, "actions/upload-artifact")
+    assert upload["with"]["path"] == preview["plan"]
+
+    assert prod["needs"] in ("prod-plan", ["prod-plan"])
+    assert prod["environment"] in ("production", {"name": "production"})
+    (download,) = uses(prod, "actions/download-artifact")
+    assert download["with"]["name"] == upload["with"]["name"]
+    up = one_pulumi_step(prod)
+    assert (up["command"], up["stack-name"]) == ("up", "prod")
+    assert up["plan"] == preview["plan"]
+    assert up["policyPacks"] == "policy"
+    (aws,) = uses(prod, "aws-actions/configure-aws-credentials")
+    assert aws["with"]["role-to-assume"] == "${{ secrets.AWS_DEPLOY_ROLE_ARN }}"
+    order = [s.get("uses", "").split("@")[0] for s in steps(prod)]
+    assert order.index("actions/download-artifact") < order.index("pulumi/actions")
+    for job in (jobs["dev"], plan_job, prod):
+        assert job["permissions"]["id-token"] == "write"
+
+
+def test_nightly_checks_drift_on_each_stack() -> None:
+    doc = load("nightly.yml")
+    on = triggers(doc)
+    assert on["schedule"][0]["cron"]
+    assert "workflow_dispatch" in on
+    (job,) = doc["jobs"].values()
+    stacks = [entry["stack"] for entry in job["strategy"]["matrix"]["include"]]
+    assert stacks == ["dev", "prod"]
+    assert job["strategy"]["fail-fast"] is False
+    step = one_pulumi_step(job)
+    assert step["command"] == "preview"
+    assert step["expect-no-changes"] is True
+    assert step["refresh"] is True  # compare with the live resources, not the last state
+    verify = [s for s in steps(job) if "naapdb verify" in s.get("run", "")]
+    assert len(verify) == 1
+    assert "--stack ${{ matrix.stack }}" in verify[0]["run"]
+    assert SECRET_REF.search(verify[0]["env"]["DATABASE_URL"])
+    assert job["permissions"]["id-token"] == "write"
+
+
+def test_every_pulumi_job_overrides_the_project_backend() -> None:
+    """Pulumi.yaml's `backend.url` (file://~, for laptops) wins over `pulumi
+    login`; only PULUMI_BACKEND_URL wins over it, so every job that runs
+    Pulumi sets it to the shared state bucket."""
+    jobs = [
+        (name, job_id, job)
+        for name, doc in all_workflows()
+        for job_id, job in doc["jobs"].items()
+        if uses(job, "pulumi/actions")
+    ]
+    assert len(jobs) == 5
+    for name, job_id, job in jobs:
+        env = job.get("env") or {}
+        assert env.get("PULUMI_BACKEND_URL") == "${{ secrets.PULUMI_BACKEND_URL }}", (name, job_id)
+
+
+@pytest.mark.parametrize(("workflow", "job_id", "step"), list(all_steps()))
+def test_no_step_can_print_a_secret(workflow: str, job_id: str, step: dict[str, Any]) -> None:
+    """Secrets reach commands only through `env:` or an action's `with:`:
+    never expanded into a shell script (where they could be echoed or land
+    in argv), never referenced by a script by name, and no shell tracing."""
+    if "run" not in step:
+        return
+    script = str(step["run"])
+    assert not SECRET_REF.search(script), f"{workflow}/{job_id}: run: references secrets"
+    assert not TRACING.search(script), f"{workflow}/{job_id}: shell tracing would print env"
+    doc = load(workflow)
+    job = doc["jobs"][job_id]
+    for name in env_names_bound_to_secrets(doc.get("env"), job.get("env"), step.get("env")):
+        assert not re.search(rf"\$\{{?{name}\b", script), (
+            f"{workflow}/{job_id}: run: expands ${name}, which holds a secret"
+        )
+    assert not SECRET_REF.search(str(step.get("name", "")))
+
+
+def test_secret_check_catches_the_leaks_it_guards_against() -> None:
+    assert SECRET_REF.search('echo "${{ secrets.DATABASE_URL_PROD }}"')
+    assert SECRET_REF.search("${{ secrets['X'] }}")
+    assert TRACING.search("set -euxo pipefail")
+    assert TRACING.search("set -o xtrace")
+    assert not TRACING.search("set -euo pipefail")
+    assert env_names_bound_to_secrets({"DATABASE_URL": "${{ secrets.DATABASE_URL_DEV }}"}) == {
+        "DATABASE_URL"
+    }
+
+
+def test_workflows_pin_actions_to_a_major() -> None:
+    for workflow, job_id, step in all_steps():
+        if "uses" in step:
+            action, _, version = str(step["uses"]).partition("@")
+            assert re.fullmatch(r"v\d+|[0-9a-f]{40}", version), (workflow, job_id, action)
+
+
+def test_docs_name_every_secret_and_variable_the_workflows_use() -> None:
+    text = "\n".join(path.read_text() for path in WORKFLOWS.glob("*.yml"))
+    used = set(re.findall(r"\b(?:secrets|vars)\.([A-Z0-9_]+)", text))
+    docs = (ROOT / "docs" / "ci.md").read_text()
+    missing = sorted(name for name in used if f"`{name}`" not in docs)
+    assert not missing, f"docs/ci.md does not describe {missing}"
+
+
+def test_workflow_dir_holds_only_yaml() -> None:
+    assert all(p.suffix in (".yml", ".yaml") for p in Path(WORKFLOWS).iterdir())
