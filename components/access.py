@@ -10,8 +10,17 @@ PUBLIC's rights on it, and the revocation of PUBLIC's EXECUTE on functions
 naap_owner creates. One `SchemaAccess` per schema holds the schema itself,
 its `_rw`/`_ro` group roles, the memberships into them, the grants on the
 schema and its objects, the default privileges, and PUBLIC's revocation on
-it. Removing a plugin from the catalogue removes its SchemaAccess children
-and its identity; the schema itself, and so its data, is retained.
+it.
+
+Data safety, decided in `_Declarer.options` only: schemas are always
+`retain_on_delete` (and `drop_cascade=False`), and in a production stack
+schemas and roles are protected. Removing a plugin from the catalogue
+removes its SchemaAccess children and its identity, nothing else: the
+schema, and so its tables, stays (owned by naap_owner). Its roles own
+nothing (naap_owner owns every object), so the provider's REASSIGN OWNED /
+DROP OWNED before DROP ROLE has nothing to move and the drop cannot loop on
+"some objects depend on it"; roles are not retained, since a role left
+behind would make adding the plugin back fail on "role already exists".
 
 Decisions the code below relies on:
 
@@ -31,9 +40,9 @@ Decisions the code below relies on:
   so the privilege resources of one schema run in a chain, and so do those
   on the database; schemas still proceed in parallel.
 - No role is SUPERUSER, CREATEDB, CREATEROLE, REPLICATION or BYPASSRLS, each
-  said explicitly (false) so that the admin of RDS (CREATEROLE, not
-  superuser) can create every role and `pulumi up` takes back an attribute
-  someone granted by hand.
+  said explicitly (false): the admin of RDS (CREATEROLE, not superuser)
+  can create every role, and a refresh reports an attribute someone
+  granted by hand as drift that `pulumi up` takes back.
 """
 
 from __future__ import annotations
@@ -64,6 +73,8 @@ SCHEMA_ACCESS_TYPE = "naap:database:SchemaAccess"
 # Rotation (alternating) changes login passwords after creation: `pulumi up`
 # must not put back the password it first generated.
 ROTATED_PASSWORD = ["password"]
+# The grantee pulumi-postgresql takes for PUBLIC.
+PUBLIC_GRANTEE = "public"
 
 T = TypeVar("T")
 
@@ -143,8 +154,9 @@ class _Declarer:
         return resource
 
     def _needs(self, *role_names: str) -> list[pulumi.Resource]:
-        """The declared roles among `role_names` (`public` is no role)."""
-        return [self.roles[name] for name in role_names if name in self.roles]
+        """The roles a resource refers to (`public` is no role): each is
+        declared before anything that names it, or the plan is inconsistent."""
+        return [self.roles[name] for name in role_names if name != PUBLIC_GRANTEE]
 
     def role(self, prefix: str, parent: pulumi.Resource, role: Role) -> postgresql.Role:
         password = self.passwords[role.name] if role.login else None

@@ -17,7 +17,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -85,6 +85,16 @@ def secret_document(
     )
 
 
+def _document_builder(login: str, sslmode: str) -> Callable[[Any], str]:
+    """`secret_document` for one login, from (host, port, database, password, master arn)."""
+
+    def build(values: Any) -> str:
+        host, port, database, password, master_arn = values
+        return secret_document(host, port, database, login, password, master_arn, sslmode)
+
+    return build
+
+
 class IdentitySecrets(pulumi.ComponentResource):
     """One secret per login identity, holding its current login."""
 
@@ -101,7 +111,7 @@ class IdentitySecrets(pulumi.ComponentResource):
     ) -> None:
         super().__init__("naap:database:IdentitySecrets", name, None, opts)
         plan = settings.plan
-        master_arn = _require(server, "master_secret_arn")
+        master_arn: pulumi.Output[str] = _require(server, "master_secret_arn")
         # A deleted secret would take the only copy of a rotated password with it.
         protected = pulumi.ResourceOptions(parent=self, protect=settings.production)
         self.arns = {}
@@ -114,21 +124,15 @@ class IdentitySecrets(pulumi.ComponentResource):
                 tags=_tags(settings.stack),
                 opts=protected,
             )
-            document = pulumi.Output.all(
-                server.host,
-                server.port,
-                server.database,
-                passwords[first_login],
-                master_arn,
-            ).apply(
-                lambda args, login=first_login: secret_document(
-                    args[0], args[1], args[2], login, args[3], args[4], server.sslmode
-                )
-            )
+            built = pulumi.Output.all(
+                server.host, server.port, server.database, passwords[first_login], master_arn
+            ).apply(_document_builder(first_login, server.sslmode))
+            # Secret on its own account, whatever the password's Output says.
+            document: pulumi.Output[str] = pulumi.Output.secret(built)  # type: ignore[arg-type]
             aws.secretsmanager.SecretVersion(
                 f"{name}-{identity}",
                 secret_id=secret.id,
-                secret_string=pulumi.Output.secret(document),
+                secret_string=document,
                 opts=pulumi.ResourceOptions.merge(
                     protected,
                     # Rotation writes new versions and moves AWSCURRENT.
@@ -204,7 +208,9 @@ class PasswordRotation(pulumi.ComponentResource):
         aws.iam.RolePolicyAttachment(
             f"{name}-lambda-vpc",
             role=role.name,
-            policy_arn=partition.partition.apply(lambda p: f"arn:{p}:iam::aws:{VPC_EXECUTION_POLICY}"),
+            policy_arn=partition.partition.apply(
+                lambda p: f"arn:{p}:iam::aws:{VPC_EXECUTION_POLICY}"
+            ),
             opts=child,
         )
         ordered = sorted(secret_arns)

@@ -152,7 +152,9 @@ def discover(source: Path, catalog: Catalog) -> tuple[Migration, ...]:
 def _schema_files(directory: Path, order: Sequence[str]) -> list[Migration]:
     schema = directory.name
     if schema == names.META_SCHEMA:
-        raise PushError(f"{directory}: {schema} holds the push's own ledger; no migration goes there")
+        raise PushError(
+            f"{directory}: {schema} holds the push's own ledger; no migration goes there"
+        )
     if schema not in order:
         raise PushError(
             f"{directory}: schema {schema} is not in the catalogue ({CATALOG_KEY}); "
@@ -166,7 +168,8 @@ def _schema_files(directory: Path, order: Sequence[str]) -> list[Migration]:
         if not match or not path.is_file():
             raise PushError(
                 f"{path}: not a migration file name; use NNNN_description.sql "
-                "(four digits, lower-case letters, digits and underscores), e.g. 0001_create_posts.sql"
+                "(four digits, lower-case letters, digits and underscores), "
+                "e.g. 0001_create_posts.sql"
             )
         version = int(match["version"])
         if version == 0:
@@ -264,26 +267,41 @@ _ATOMIC_BODY = re.compile(r"\bBEGIN\s+ATOMIC\b", re.IGNORECASE)
 _TRANSACTION_CONTROL = frozenset({"BEGIN", "START", "COMMIT", "END", "ROLLBACK", "ABORT"})
 
 
+def statements(text: str) -> list[tuple[int, int]]:
+    """(start, end) offsets of each statement of `text`, split at the semicolons
+    that end one: those in comments, literals, dollar-quoted bodies and
+    `BEGIN ATOMIC ... END` function bodies do not."""
+    code = _blank_out(text)
+    found: list[tuple[int, int]] = []
+    start, atomic = 0, False
+    for match in re.finditer(";", code):
+        piece = code[start : match.start()]
+        if not atomic and _ATOMIC_BODY.search(piece):
+            atomic = True
+        if atomic:
+            # The body's statements end with `;`; the body itself with `END;`.
+            since = code[code.rfind(";", 0, match.start()) + 1 : match.start()]
+            if [word.upper() for word in _WORD.findall(since)[:1]] != ["END"]:
+                continue
+            atomic = False
+        if piece.strip():
+            found.append((start + len(piece) - len(piece.lstrip()), match.start()))
+        start = match.end()
+    tail = code[start:]
+    if tail.strip():
+        found.append((start + len(tail) - len(tail.lstrip()), len(code)))
+    return found
+
+
 def forbidden_statement(text: str) -> tuple[int, str] | None:
     """The first statement that would escape the push's transaction (COMMIT,
     BEGIN, ...) or its role (SET ROLE, RESET ROLE, SET SESSION AUTHORIZATION),
     as (line, statement keywords), or None. Comments, strings, quoted
-    identifiers and dollar-quoted bodies are skipped; so are the statements
-    inside a `BEGIN ATOMIC ... END` function body."""
+    identifiers and dollar-quoted bodies are skipped, and so is a
+    `BEGIN ATOMIC ... END` function body."""
     code = _blank_out(text)
-    atomic_depth = 0
-    offset = 0
-    for statement in code.split(";"):
-        start = offset + len(statement) - len(statement.lstrip())
-        offset += len(statement) + 1
-        words = [word.upper() for word in _WORD.findall(statement)[:4]]
-        if _ATOMIC_BODY.search(statement):
-            atomic_depth += 1
-            continue
-        if atomic_depth:
-            if words[:1] == ["END"]:
-                atomic_depth -= 1
-            continue
+    for start, end in statements(text):
+        words = [word.upper() for word in _WORD.findall(code[start:end])[:4]]
         found = _forbidden(words)
         if found:
             return text.count("\n", 0, start) + 1, found
@@ -299,7 +317,9 @@ def _forbidden(words: Sequence[str]) -> str | None:
         rest = list(words[1:])
         if rest[:1] in (["SESSION"], ["LOCAL"]):
             rest = rest[1:]
-        if rest[:1] in (["ROLE"], ["AUTHORIZATION"]) or (words[0] == "RESET" and rest[:1] == ["ALL"]):
+        if rest[:1] in (["ROLE"], ["AUTHORIZATION"]) or (
+            words[0] == "RESET" and rest[:1] == ["ALL"]
+        ):
             return " ".join(words[: len(words) - len(rest) + 1])
     return None
 
@@ -457,6 +477,7 @@ def _apply(session: _Session, migration: Migration) -> Applied:
     from psycopg import pq, sql
 
     connection = session.connection
+    failure: psycopg.Error | None = None
     try:
         with connection.transaction():
             _set_owner(session, migration.schema)
@@ -464,7 +485,8 @@ def _apply(session: _Session, migration: Migration) -> Applied:
             try:
                 session.execute(migration.sql)
             except psycopg.Error as error:
-                raise PushError(_failure(migration, error)) from None
+                failure = error
+                raise
             duration_ms = round((time.perf_counter() - started) * 1000)
             if connection.info.transaction_status != pq.TransactionStatus.INTRANS:
                 raise PushError(
@@ -492,19 +514,47 @@ def _apply(session: _Session, migration: Migration) -> Applied:
                     f"{migration.label}: changes the role (SET ROLE/RESET ROLE); remove it, "
                     f"every file runs as {names.OWNER}"
                 )
-    except psycopg.errors.InsufficientPrivilege as error:
-        raise PushError(_privilege_message(error)) from None
+    except psycopg.Error as error:
+        if failure is not None:
+            raise PushError(_failure(migration, failure, _locate(session, migration))) from None
+        if isinstance(error, psycopg.errors.InsufficientPrivilege):
+            raise PushError(_privilege_message(error)) from None
+        raise PushError(f"{migration.label}: {_one_line(error)}") from None
     return Applied(migration, duration_ms)
 
 
-def _failure(migration: Migration, error: psycopg.Error) -> str:
-    """`file:line:column: SQLSTATE message (rolled back)` from the server's report."""
+def _locate(session: _Session, migration: Migration) -> tuple[int, int] | None:
+    """Where a failing file fails, as (line, column), when PostgreSQL gave no
+    position (errors found while executing, e.g. "already exists"): the file
+    is run again statement by statement in a transaction that is always
+    rolled back, up to the statement that fails."""
+    import psycopg
+
+    connection = session.connection
+    try:
+        with connection.transaction(force_rollback=True):
+            _set_owner(session, migration.schema)
+            for start, end in statements(migration.sql):
+                try:
+                    session.execute(migration.sql[start:end])
+                except psycopg.Error as error:
+                    position = error.diag.statement_position
+                    offset = int(position) - 1 if position and position.isdigit() else 0
+                    return _line_column(migration.sql, start + offset + 1)
+    except psycopg.Error:
+        return None
+    return None
+
+
+def _failure(migration: Migration, error: psycopg.Error, located: tuple[int, int] | None) -> str:
+    """`file:line:column: message [SQLSTATE]; rolled back` from the server's report."""
     diag = error.diag
     where = migration.label
     position = diag.statement_position
     if position and position.isdigit():
-        line, column = _line_column(migration.sql, int(position))
-        where += f":{line}:{column}"
+        located = _line_column(migration.sql, int(position))
+    if located is not None:
+        where += f":{located[0]}:{located[1]}"
     state = f" [{diag.sqlstate}]" if diag.sqlstate else ""
     detail = f" ({_one_line(diag.message_detail)})" if diag.message_detail else ""
     message = diag.message_primary or str(error)

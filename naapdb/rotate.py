@@ -270,7 +270,7 @@ def set_secret(client: Any, secret_id: str, token: str) -> None:
             )
     except RotationError:
         raise
-    except Exception as error:  # noqa: BLE001 - any driver error, redacted
+    except Exception as error:  # any driver error, redacted
         message = " ".join(str(error).split())
         raise RotationError(f"setSecret: {_safe(message, *secrets)}") from None
     log.info("setSecret: %s has its new password", pending.username)
@@ -302,7 +302,7 @@ def probe_secret(client: Any, secret_id: str, token: str) -> None:
             ).fetchone()
     except RotationError as error:
         raise RotationError(f"testSecret: {error}") from None
-    except Exception as error:  # noqa: BLE001 - e.g. the identity role is missing
+    except Exception as error:  # e.g. the identity role is missing
         message = " ".join(str(error).split())
         raise RotationError(f"testSecret: {_safe(message, pending.password)}") from None
     assert row is not None
@@ -352,7 +352,9 @@ def run_step(client: Any, secret_id: str, token: str, step: str) -> None:
         return
     # The service creates the version (AWSPENDING, no value) before
     # createSecret; `rotate_now` lets createSecret create it.
-    if (stages is None and step != "createSecret") or (stages is not None and PENDING not in stages):
+    if (stages is None and step != "createSecret") or (
+        stages is not None and PENDING not in stages
+    ):
         raise RotationError(f"{step}: version {token} of {secret_id} is not pending rotation")
     function(client, secret_id, token)
 
@@ -393,7 +395,7 @@ def _drop_pending(client: Any, secret_id: str, token: str) -> None:
             client.update_secret_version_stage(
                 SecretId=secret_id, VersionStage=PENDING, RemoveFromVersionId=token
             )
-    except Exception as error:  # noqa: BLE001 - best effort; the rotation's own error matters
+    except Exception as error:  # best effort: the rotation's own error matters
         log.warning("could not remove %s from version %s: %s", PENDING, token, redact(str(error)))
 
 

@@ -27,7 +27,14 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "build" / "rotation-lambda.zip"
 # Pinned so that two builds bundle the same bytes; bump together.
 WHEELS = ("psycopg==3.3.9", "psycopg-binary==3.3.9", "typing-extensions==4.15.0")
-PLATFORM = ("--platform", "manylinux2014_x86_64", "--python-version", "3.12", "--implementation", "cp")
+PLATFORM = (
+    "--platform",
+    "manylinux2014_x86_64",
+    "--python-version",
+    "3.12",
+    "--implementation",
+    "cp",
+)
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 FILE_MODE = 0o644
 PACKAGE = "naapdb"
@@ -37,8 +44,18 @@ def download_wheels(dest: Path) -> list[Path]:
     """The pinned wheels for the Lambda's platform (binary only, no resolver surprises)."""
     subprocess.run(
         [
-            sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
-            "--only-binary=:all:", *PLATFORM, "--no-deps", "--dest", str(dest), *WHEELS,
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--only-binary=:all:",
+            *PLATFORM,
+            "--no-deps",
+            "--dest",
+            str(dest),
+            *WHEELS,
         ],
         check=True,
     )

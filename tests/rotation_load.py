@@ -99,7 +99,7 @@ def run_rotation_load(
                 with lock:
                     report.connections += 1
                     report.logins_used.add(secret.username)
-            except Exception as error:  # noqa: BLE001 - every failure is counted
+            except Exception as error:  # every failure is counted
                 with lock:
                     report.failures += 1
                     if len(report.errors) < 5:

@@ -38,7 +38,9 @@ def plaintext_secrets(document: Any, path: str = "", under_secret: bool = False)
             if not path and name in STACK_FILE_KEYS:
                 continue
             yield from plaintext_secrets(
-                value, f"{path}.{name}" if path else name, under_secret or bool(SECRET_LOOKING.search(name))
+                value,
+                f"{path}.{name}" if path else name,
+                under_secret or bool(SECRET_LOOKING.search(name)),
             )
     elif isinstance(document, list):
         for index, item in enumerate(document):
@@ -48,7 +50,9 @@ def plaintext_secrets(document: Any, path: str = "", under_secret: bool = False)
 
 
 def scan(path: Path) -> list[str]:
-    return [f"{path.name}: {found}" for found in plaintext_secrets(yaml.safe_load(path.read_text()))]
+    return [
+        f"{path.name}: {found}" for found in plaintext_secrets(yaml.safe_load(path.read_text()))
+    ]
 
 
 def test_the_project_has_its_stack_files() -> None:

@@ -42,7 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         if sys.stdin.isatty():
-            raise DotenvError(f"pipe the stack outputs in: {SHOW_SECRETS} | python -m naapdb dotenv")
+            raise DotenvError(
+                f"pipe the stack outputs in: {SHOW_SECRETS} | python -m naapdb dotenv"
+            )
         urls = connection_urls(sys.stdin.read())
         role, note = pick_role(urls, args.role)
         if note:

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from naapdb.catalog import Catalog
     from naapdb.push import Applied
-    from naapdb.settings import PushSettings
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,7 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--source",
         type=Path,
         default=None,
-        help="the migrations directory (default: the stack's naap-db:push.source, else migrations/)",
+        help="the migrations directory (default: the stack's naap-db:push.source, "
+        "else migrations/)",
     )
     parser.add_argument(
         "--stack",
@@ -39,9 +39,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="run the platform's `npx prisma db push` in DIR instead of the SQL files",
     )
-    parser.add_argument("--dry-run", action="store_true", help="list what would run; change nothing")
     parser.add_argument(
-        "--project", type=Path, default=None, help="directory of Pulumi.yaml (default: found upwards)"
+        "--dry-run", action="store_true", help="list what would run; change nothing"
+    )
+    parser.add_argument(
+        "--project",
+        type=Path,
+        default=None,
+        help="directory of Pulumi.yaml (default: found upwards)",
     )
 
 
@@ -140,7 +145,7 @@ def _prisma(prisma_dir: Path, catalog: Catalog, dry_run: bool) -> int:
     import os
     import subprocess
 
-    from naapdb import prisma, push
+    from naapdb import names, prisma, push
     from naapdb.connection import connect, redact
 
     try:
@@ -160,7 +165,7 @@ def _prisma(prisma_dir: Path, catalog: Catalog, dry_run: bool) -> int:
         )
     command = prisma.push_command(major)
     if dry_run:
-        print(f"would run `{' '.join(command)}` in {prisma_dir} as {push.names.OWNER}")
+        print(f"would run `{' '.join(command)}` in {prisma_dir} as {names.OWNER}")
         return 0
     url = push.resolve_database_url()
     with connect(url, autocommit=True) as connection:

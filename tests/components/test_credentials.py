@@ -46,7 +46,13 @@ def login_passwords(run: Run) -> dict[str, harness.Resource]:
 def prod_credentials(archive: Path, **extra: Any) -> dict[str, Any]:
     """Prod's own `naap-db:credentials`, pointed at a stand-in Lambda zip."""
     stack = yaml.safe_load((ROOT / "Pulumi.prod.yaml").read_text())
-    return {"naap-db:credentials": {**stack["config"]["naap-db:credentials"], "lambdaArchive": str(archive), **extra}}
+    return {
+        "naap-db:credentials": {
+            **stack["config"]["naap-db:credentials"],
+            "lambdaArchive": str(archive),
+            **extra,
+        }
+    }
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +113,9 @@ def test_bumping_the_stack_epoch_changes_every_password(dev: Run) -> None:
     assert len(after) == len(login_passwords(dev))
 
 
-def test_connection_urls_are_one_secret_output_with_host_port_database_and_sslmode(dev: Run) -> None:
+def test_connection_urls_are_one_secret_output_with_host_port_database_and_sslmode(
+    dev: Run,
+) -> None:
     assert "connection_urls" in dev.secret_outputs
     urls = dev.outputs["connection_urls"]
     passwords = {role: r.state["result"] for role, r in login_passwords(dev).items()}
@@ -141,7 +149,9 @@ def test_connection_url_quotes_every_part() -> None:
         "naap",
     )
     assert parsed["sslmode"] == "verify-full"
-    assert conninfo_to_dict(connection_url("u", "pw", "::1", 5432, "naap", "disable"))["host"] == "::1"
+    assert (
+        conninfo_to_dict(connection_url("u", "pw", "::1", 5432, "naap", "disable"))["host"] == "::1"
+    )
 
 
 def test_alternating_rotation_without_rds_stops_with_the_key(lambda_zip: Path) -> None:
@@ -268,7 +278,10 @@ def test_prod_rotates_every_secret_on_the_configured_schedule_after_the_roles(pr
     assert {r.inputs["secretId"] for r in rotations} == set(prod.outputs["secret_arns"].values())
     login_role_urns = {r.urn for r in prod.of_type(ROLE) if r.inputs.get("login")}
     for rotation in rotations:
-        assert rotation.inputs["rotationRules"]["automaticallyAfterDays"] == PROD.credentials.rotation_days
+        assert (
+            rotation.inputs["rotationRules"]["automaticallyAfterDays"]
+            == PROD.credentials.rotation_days
+        )
         assert rotation.inputs["rotationLambdaArn"] == function.state["arn"]
         assert rotation.inputs["rotateImmediately"] is False
         assert login_role_urns <= set(rotation.dependencies)
@@ -276,7 +289,9 @@ def test_prod_rotates_every_secret_on_the_configured_schedule_after_the_roles(pr
 
 def test_rotation_days_come_from_the_stack(lambda_zip: Path) -> None:
     run = harness.run_program("prod", prod_credentials(lambda_zip, rotationDays=7))
-    assert {r.inputs["rotationRules"]["automaticallyAfterDays"] for r in run.of_type(ROTATION)} == {7}
+    assert {r.inputs["rotationRules"]["automaticallyAfterDays"] for r in run.of_type(ROTATION)} == {
+        7
+    }
 
 
 def test_a_missing_lambda_zip_names_the_build_script(tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ import pytest
 from psycopg import sql
 
 from naapdb import names
-from naapdb.plan import AccessPlan, Rotation, build_plan
+from naapdb.plan import AccessPlan, Rotation, SchemaPlan, build_plan
 from naapdb.sql import plan_to_sql
 from naapdb.stackfiles import load_stack_settings
 from tests.pgserver import PgServer
@@ -189,7 +189,7 @@ def may_connect(plan: AccessPlan, login: str) -> bool:
     )
 
 
-def plan_schema(plan: AccessPlan, schema: str):  # type: ignore[no-untyped-def]
+def plan_schema(plan: AccessPlan, schema: str) -> SchemaPlan:
     return next(s for s in plan.schemas if s.name == schema)
 
 

@@ -132,7 +132,7 @@ def test_bad_files_are_refused_naming_the_file(
 def test_a_file_that_is_not_utf8_is_refused(tmp_path: Path) -> None:
     source = copy_migrations(tmp_path)
     (source / "public" / "0004_latin1.sql").write_bytes(b"-- caf\xe9\nSELECT 1;")
-    with pytest.raises(PushError, match="0004_latin1.sql: is not UTF-8"):
+    with pytest.raises(PushError, match=r"0004_latin1\.sql: is not UTF-8"):
         discover(source, CATALOG)
 
 
@@ -174,7 +174,9 @@ def test_an_applied_file_that_changed_stops_the_push(tmp_path: Path) -> None:
     ledger = _ledger_of(discover(source, CATALOG))
     changed = source / "plugin_wallet" / "0001_wallets.sql"
     changed.write_text(changed.read_text() + "\n-- one more line\n")
-    with pytest.raises(PushError, match=r"plugin_wallet/0001_wallets.sql: changed since it was applied"):
+    with pytest.raises(
+        PushError, match=r"plugin_wallet/0001_wallets.sql: changed since it was applied"
+    ):
         pending(discover(source, CATALOG), ledger, CATALOG)
 
 
@@ -182,10 +184,10 @@ def test_an_applied_file_that_is_missing_or_renamed_stops_the_push(tmp_path: Pat
     source = copy_migrations(tmp_path)
     ledger = _ledger_of(discover(source, CATALOG))
     (source / "public" / "0002_plugins_and_teams.sql").rename(source / "public" / "0002_teams.sql")
-    with pytest.raises(PushError, match="was applied as 0002_plugins_and_teams.sql"):
+    with pytest.raises(PushError, match=r"was applied as 0002_plugins_and_teams\.sql"):
         pending(discover(source, CATALOG), ledger, CATALOG)
     (source / "public" / "0002_teams.sql").unlink()
-    with pytest.raises(PushError, match="0002_plugins_and_teams.sql: was applied .* missing"):
+    with pytest.raises(PushError, match=r"0002_plugins_and_teams\.sql: was applied .* missing"):
         pending(discover(source, CATALOG), ledger, CATALOG)
 
 
@@ -194,9 +196,11 @@ def test_a_new_file_older_than_the_applied_ones_is_refused(tmp_path: Path) -> No
     (source / "plugin_community" / "0002_votes_and_badges.sql").rename(
         source / "plugin_community" / "0003_votes_and_badges.sql"
     )
-    ledger = [e for e in _ledger_of(discover(source, CATALOG))]
+    ledger = _ledger_of(discover(source, CATALOG))
     write(source / "plugin_community" / "0002_late.sql", "SELECT 1;")
-    with pytest.raises(PushError, match="0002_late.sql: is older than plugin_community's applied"):
+    with pytest.raises(
+        PushError, match=r"0002_late\.sql: is older than plugin_community's applied"
+    ):
         pending(discover(source, CATALOG), ledger, CATALOG)
 
 
@@ -213,7 +217,9 @@ def test_the_url_comes_from_the_environment_only() -> None:
     assert resolve_database_url({"DATABASE_URL": " postgresql://u:p@h/naap "}) == (
         "postgresql://u:p@h/naap"
     )
-    with pytest.raises(ConnectionError_, match="neither DATABASE_URL nor NAAPDB_DATABASE_SECRET_ID"):
+    with pytest.raises(
+        ConnectionError_, match="neither DATABASE_URL nor NAAPDB_DATABASE_SECRET_ID"
+    ):
         resolve_database_url({})
 
 
@@ -256,9 +262,9 @@ def test_the_secret_path_reads_awscurrent_after_a_rotation(monkeypatch: pytest.M
             "username": "naap_migrator_a",
             "password": "first-password",
         }
-        arn = client.create_secret(Name="naap-db/dev/naap_migrator", SecretString=json.dumps(document))[
-            "ARN"
-        ]
+        arn = client.create_secret(
+            Name="naap-db/dev/naap_migrator", SecretString=json.dumps(document)
+        )["ARN"]
         environ = {SECRET_ID_VARIABLE: arn, "DATABASE_URL": "postgresql://stale:stale@x/naap"}
         first = conninfo_to_dict(resolve_database_url(environ))
         assert (first["user"], first["password"]) == ("naap_migrator_a", "first-password")
@@ -303,8 +309,9 @@ class Database:
         schemas = [*CATALOG.schemas, names.META_SCHEMA]
         return {
             "relations": self.query(
-                "SELECT n.nspname, c.relname, c.relkind, c.relowner::regrole::text FROM pg_class c "
-                "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = ANY(%s) ORDER BY 1, 2",
+                "SELECT n.nspname, c.relname, c.relkind, c.relowner::regrole::text "
+                "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = ANY(%s) ORDER BY 1, 2",
                 schemas,
             ),
             "columns": self.query(
@@ -313,7 +320,8 @@ class Database:
                 schemas,
             ),
             "functions": self.query(
-                "SELECT n.nspname, p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+                "SELECT n.nspname, p.proname FROM pg_proc p "
+                "JOIN pg_namespace n ON n.oid = p.pronamespace "
                 "WHERE n.nspname = ANY(%s) ORDER BY 1, 2",
                 schemas,
             ),
@@ -421,7 +429,8 @@ def test_full_push_creates_every_table_owned_by_naap_owner(database: Database, p
         (m.schema, m.version, m.file_name, m.checksum) for m in migrations
     )
     assert database.query(
-        "SELECT tableowner FROM pg_tables WHERE schemaname = 'naap_meta' AND tablename = 'schema_migrations'"
+        "SELECT tableowner FROM pg_tables "
+        "WHERE schemaname = 'naap_meta' AND tablename = 'schema_migrations'"
     ) == [(names.OWNER,)]
 
 
@@ -480,11 +489,16 @@ def test_plugin_roles_use_their_new_tables_at_once(database: Database, push: Any
         (user_id,),
     ).fetchone()[0]  # type: ignore[index]
     community.execute(
-        'INSERT INTO plugin_community."CommunityVote" ("postId", "userId", "value") VALUES (%s, %s, 1)',
+        'INSERT INTO plugin_community."CommunityVote" ("postId", "userId", "value") '
+        "VALUES (%s, %s, 1)",
         (post_id, user_id),
     )
-    assert community.execute("SELECT plugin_community.post_score(%s)", (post_id,)).fetchone() == (1,)
-    assert community.execute('SELECT "email" FROM public."User"').fetchall() == [("ada@example.org",)]
+    assert community.execute("SELECT plugin_community.post_score(%s)", (post_id,)).fetchone() == (
+        1,
+    )
+    assert community.execute('SELECT "email" FROM public."User"').fetchall() == [
+        ("ada@example.org",)
+    ]
     with pytest.raises(psycopg.errors.ForeignKeyViolation):
         community.execute(
             'INSERT INTO plugin_community."CommunityPost" ("authorId", "title", "body") '
@@ -506,15 +520,20 @@ def test_plugin_roles_use_their_new_tables_at_once(database: Database, push: Any
     assert metric is not None and metric[0] >= 1
 
     readonly = database.login("naap_readonly")
-    assert readonly.execute('SELECT count(*) FROM plugin_community."CommunityPost"').fetchone() == (1,)
+    assert readonly.execute('SELECT count(*) FROM plugin_community."CommunityPost"').fetchone() == (
+        1,
+    )
     with pytest.raises(psycopg.errors.InsufficientPrivilege):
         readonly.execute('DELETE FROM plugin_community."CommunityPost"')
 
 
 FORBIDDEN = [
     ("naap_community", 'SELECT * FROM plugin_wallet."WalletConnection"'),
-    ("naap_community", "INSERT INTO plugin_dashboard.\"DashboardPreference\" (\"userId\") VALUES ('x')"),
-    ("naap_community", "INSERT INTO public.\"User\" (\"email\") VALUES ('x@example.org')"),
+    (
+        "naap_community",
+        'INSERT INTO plugin_dashboard."DashboardPreference" ("userId") VALUES (\'x\')',
+    ),
+    ("naap_community", 'INSERT INTO public."User" ("email") VALUES (\'x@example.org\')'),
     ("naap_community", "CREATE TABLE plugin_community.sneaky (id int)"),
     ("naap_community", "SELECT * FROM naap_meta.schema_migrations"),
     ("naap_wallet", "SELECT plugin_community.post_score('x')"),
@@ -540,7 +559,10 @@ def test_unqualified_objects_land_in_the_files_schema(
     database: Database, push: Any, tmp_path: Path
 ) -> None:
     source = copy_migrations(tmp_path)
-    write(source / "plugin_wallet" / "0002_notes.sql", "CREATE TABLE wallet_note (id int PRIMARY KEY);")
+    write(
+        source / "plugin_wallet" / "0002_notes.sql",
+        "CREATE TABLE wallet_note (id int PRIMARY KEY);",
+    )
     assert push(source).code == 0
     assert database.query("SELECT to_regclass('plugin_wallet.wallet_note')::text") == [
         ("plugin_wallet.wallet_note",)
@@ -612,8 +634,8 @@ def test_failing_migration_rolls_back_and_names_file_line_and_error(
     after = database.snapshot()
     # Only the file before the failing one is new: the failing file's column
     # is rolled back and the file after it never ran.
-    assert [r for r in after["ledger"] if r not in before["ledger"]][0][:3] == ("public", 4, "0004_extra.sql")
-    assert len(after["ledger"]) == len(before["ledger"]) + 1
+    new_rows = [row[:3] for row in after["ledger"] if row not in before["ledger"]]
+    assert new_rows == [("public", 4, "0004_extra.sql")]
     assert ("plugin_community", "CommunityPost", "views", "integer") not in after["columns"]
     assert not any(r[1] == "after" for r in after["relations"])
 
@@ -641,7 +663,9 @@ def test_bad_files_stop_the_push_with_nothing_applied(
 def test_a_login_that_is_not_the_migrator_is_refused(
     database: Database, push: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("DATABASE_URL", database.server.url(user="naap_app", password=LOGIN_PASSWORD))
+    monkeypatch.setenv(
+        "DATABASE_URL", database.server.url(user="naap_app", password=LOGIN_PASSWORD)
+    )
     before = database.snapshot()
     outcome = push()
     _assert_stopped(outcome, names.MIGRATOR)
@@ -650,7 +674,9 @@ def test_a_login_that_is_not_the_migrator_is_refused(
 
 
 @pytest.mark.db
-def test_a_bad_password_is_reported_without_it(database: Database, push: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_bad_password_is_reported_without_it(
+    database: Database, push: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv(
         "DATABASE_URL", database.server.url(user=names.MIGRATOR, password="wrong-secret-value")
     )
@@ -660,9 +686,14 @@ def test_a_bad_password_is_reported_without_it(database: Database, push: Any, mo
 
 
 @pytest.mark.db
-def test_two_concurrent_pushes_apply_a_new_migration_once(database: Database, tmp_path: Path) -> None:
+def test_two_concurrent_pushes_apply_a_new_migration_once(
+    database: Database, tmp_path: Path
+) -> None:
     source = copy_migrations(tmp_path)
-    write(source / "public" / "0004_audit.sql", 'CREATE TABLE public."AuditLog" (id bigserial PRIMARY KEY);')
+    write(
+        source / "public" / "0004_audit.sql",
+        'CREATE TABLE public."AuditLog" (id bigserial PRIMARY KEY);',
+    )
     environment = {**os.environ, "DATABASE_URL": database.url}
     command = [sys.executable, "-m", "naapdb", "push", "--source", str(source)]
     with database.server.connect() as holder:
@@ -670,7 +701,12 @@ def test_two_concurrent_pushes_apply_a_new_migration_once(database: Database, tm
         holder.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
         processes = [
             subprocess.Popen(
-                command, cwd=ROOT, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+                command,
+                cwd=ROOT,
+                env=environment,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
             )
             for _ in range(2)
         ]

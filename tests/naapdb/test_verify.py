@@ -388,6 +388,34 @@ def test_text_output_groups_by_schema_and_json_carries_the_same(
     assert report["differences"][3]["group"] == "schema plugin_wallet"
 
 
+def test_no_drift_after_the_real_push_of_the_sample_migrations(
+    fresh_pg: PgServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The push (as the migrator, acting as naap_owner) leaves nothing verify
+    would flag: its tables, sequences, cross-schema keys and the ledger."""
+    fresh_pg.execute(plan_to_sql(DEV_PLAN))
+    fresh_pg.execute("ALTER ROLE naap_migrator PASSWORD 'migrator-pw-5e0b2d'")
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("PG")}
+    environment["DATABASE_URL"] = fresh_pg.url(user=names.MIGRATOR, password="migrator-pw-5e0b2d")
+    push = subprocess.run(
+        [sys.executable, "-m", "naapdb", "push", "--stack", "dev"],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert push.returncode == 0, push.stderr
+    with fresh_pg.connect() as connection:
+        tables = connection.execute(
+            "SELECT count(*) FROM pg_tables WHERE schemaname = ANY(%s)",
+            ([schema.name for schema in DEV_PLAN.schemas],),
+        ).fetchone()
+    assert tables is not None and tables[0] > len(DEV_PLAN.schemas)
+    assert run_verify(fresh_pg, monkeypatch, capsys)[:2] == (0, "")
+
+
 # --- rights, rotation, errors ----------------------------------------------------
 
 
