@@ -97,21 +97,34 @@ def scopes(plan: AccessPlan) -> dict[str | None, Scope]:
     schema; everything else (key None) belongs to the database."""
     by_name = {schema.name: schema for schema in plan.schemas}
     keys: list[str | None] = [None, *by_name]
+    # Each kind of item is split in one pass (a scan per schema would make
+    # the program quadratic in the catalogue).
+    roles = _by_schema(plan.roles, lambda role: role.schema)
+    memberships = _by_schema(plan.memberships, lambda m: plan.role(m.group).schema)
+    grants = _by_schema(plan.grants, lambda grant: grant.schema)
+    defaults = _by_schema(plan.default_privileges, lambda d: d.schema)
+    revocations = _by_schema(plan.revocations, lambda revocation: revocation.schema)
     return {
         key: Scope(
             schema=by_name[key] if key else None,
-            roles=_of(key, plan.roles, lambda role: role.schema),
-            memberships=_of(key, plan.memberships, lambda m: plan.role(m.group).schema),
-            grants=_of(key, plan.grants, lambda grant: grant.schema),
-            default_privileges=_of(key, plan.default_privileges, lambda d: d.schema),
-            revocations=_of(key, plan.revocations, lambda revocation: revocation.schema),
+            roles=tuple(roles.get(key, ())),
+            memberships=tuple(memberships.get(key, ())),
+            grants=tuple(grants.get(key, ())),
+            default_privileges=tuple(defaults.get(key, ())),
+            revocations=tuple(revocations.get(key, ())),
         )
         for key in keys
     }
 
 
-def _of(key: str | None, items: Iterable[T], schema_of: Callable[[T], str | None]) -> tuple[T, ...]:
-    return tuple(item for item in items if schema_of(item) == key)
+def _by_schema(
+    items: Iterable[T], schema_of: Callable[[T], str | None]
+) -> dict[str | None, list[T]]:
+    """Items grouped by their schema, each group in the plan's order."""
+    grouped: dict[str | None, list[T]] = {}
+    for item in items:
+        grouped.setdefault(schema_of(item), []).append(item)
+    return grouped
 
 
 @dataclass

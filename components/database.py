@@ -42,7 +42,12 @@ class NaapDatabase(pulumi.ComponentResource):
         self.push: SchemaPush | None = None
         if settings.push.mode != "off":
             self.push = SchemaPush(
-                f"{name}-push", settings, self.server, self.credentials, self.access.resources, child
+                f"{name}-push",
+                settings,
+                self.server,
+                self.credentials,
+                self.access.resources,
+                child,
             )
         self.register_outputs({"host": self.server.host, "port": self.server.port})
 

@@ -126,23 +126,21 @@ def _environment(
     """The connection, secret: the migrator's URL, or under alternating
     rotation the secret that always holds its current login."""
     if settings.credentials.rotation is Rotation.ALTERNATING:
-        arns: dict[str, pulumi.Output[str]] = getattr(credentials, "secret_arns", {}) or {}
+        arns = credentials.secret_arns
         if names.MIGRATOR not in arns:
             raise pulumi.RunError(
                 "naap-db:credentials.rotation: alternating rotation keeps the migrator's "
                 f"login in Secrets Manager, but no secret exists for {names.MIGRATOR}"
             )
-        region = aws_region()
-        environment: dict[str, pulumi.Input[str]] = {SECRET_ID_VARIABLE: arns[names.MIGRATOR]}
-        if region:
-            environment["AWS_REGION"] = region
-        return pulumi.Output.secret(environment)
+        extra = {"AWS_REGION": region} if (region := aws_region()) else {}
+        secret_id = arns[names.MIGRATOR].apply(lambda arn: {SECRET_ID_VARIABLE: arn, **extra})
+        return pulumi.Output.secret(secret_id)
     password = credentials.passwords[names.MIGRATOR]
     sslmode = server.sslmode
     url = pulumi.Output.all(server.host, server.port, server.database, password).apply(
         lambda args: connection_url(names.MIGRATOR, args[3], args[0], args[1], args[2], sslmode)
     )
-    return pulumi.Output.secret({"DATABASE_URL": url})
+    return pulumi.Output.secret(url.apply(lambda value: {"DATABASE_URL": value}))
 
 
 def _server_identity(server: DatabaseServer) -> pulumi.Output[str]:

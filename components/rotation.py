@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,6 +33,9 @@ if TYPE_CHECKING:
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BUILD_SCRIPT = "scripts/build-rotation-lambda.py"
+DEFAULT_ARCHIVE = "build/rotation-lambda.zip"
+# Where CI (or the test suite) keeps an already built zip, unless the stack names one.
+ARCHIVE_VARIABLE = "NAAPDB_ROTATION_LAMBDA_ZIP"
 LAMBDA_RUNTIME = "python3.12"
 LAMBDA_HANDLER = "naapdb.rotate.lambda_handler"
 LAMBDA_TIMEOUT_SECONDS = 60
@@ -304,14 +308,18 @@ def rotation_policy(secret_arns: Sequence[str], master_arn: str) -> str:
 
 
 def lambda_archive(settings: StackSettings) -> Path:
-    """The built zip of the rotation Lambda; stops the program with the
-    command that builds it when it is missing."""
-    configured = Path(settings.credentials.lambda_archive)
-    path = configured if configured.is_absolute() else PROJECT_ROOT / configured
+    """The built zip of the rotation Lambda: `naap-db:credentials.lambdaArchive`,
+    else $NAAPDB_ROTATION_LAMBDA_ZIP, else the build script's output. Stops
+    the program with the command that builds it when it is missing."""
+    source, configured = "naap-db:credentials.lambdaArchive", settings.credentials.lambda_archive
+    if not configured and os.environ.get(ARCHIVE_VARIABLE):
+        source, configured = ARCHIVE_VARIABLE, os.environ[ARCHIVE_VARIABLE]
+    configured = configured or DEFAULT_ARCHIVE
+    path = Path(configured)
+    path = path if path.is_absolute() else PROJECT_ROOT / path
     if not path.is_file():
         raise pulumi.RunError(
-            f"naap-db:credentials.lambdaArchive: {configured} does not exist; build the "
-            f"rotation Lambda first with `python {BUILD_SCRIPT}` (it writes "
-            f"build/rotation-lambda.zip)"
+            f"{source}: {configured} does not exist; build the rotation Lambda first with "
+            f"`python {BUILD_SCRIPT}` (it writes {DEFAULT_ARCHIVE})"
         )
     return path

@@ -48,6 +48,8 @@ LEDGER = f"{names.META_SCHEMA}.{LEDGER_TABLE}"
 LOCK_KEY = int.from_bytes(b"naappush", "big")
 SECRET_ID_VARIABLE = "NAAPDB_DATABASE_SECRET_ID"
 STACK_VARIABLE = "NAAPDB_STACK"
+PROJECT_FILE = "Pulumi.yaml"
+DEFAULT_SOURCE = "migrations"
 
 
 class PushError(Exception):
@@ -107,17 +109,41 @@ def resolve_catalog(stack: str | None, root: Path | None = None) -> Catalog:
     """The catalogue the push orders schemas by: the stack's (`--stack`, or
     `NAAPDB_STACK`), else the project-level one of `Pulumi.yaml`, which every
     stack inherits (read alone, so a push needs no stack file)."""
-    from naapdb import stackfiles
-
-    root = root or stackfiles.find_project_root()
+    root = root or project_root()
     stack = stack or os.environ.get(STACK_VARIABLE) or None
     if stack:
+        from naapdb import stackfiles
+
         return stackfiles.load_stack_settings(stack, root).catalog
-    project_file = root / stackfiles.PROJECT_FILE
-    document = stackfiles._load_yaml(project_file)
-    config = document.get("config") or {}
+    return project_catalog(root)
+
+
+def project_root(start: Path | None = None) -> Path:
+    """The nearest directory holding `Pulumi.yaml`, from the current one
+    upwards, else the checkout this package lives in (as `stackfiles` finds it,
+    without importing the whole settings layer: a no-op push starts fast)."""
+    here = (start or Path.cwd()).resolve()
+    for directory in (here, *here.parents):
+        if (directory / PROJECT_FILE).is_file():
+            return directory
+    return Path(__file__).resolve().parent.parent
+
+
+def project_catalog(root: Path) -> Catalog:
+    """The project-level catalogue of `Pulumi.yaml`."""
+    import yaml
+
+    path = root / PROJECT_FILE
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        document = yaml.load(path.read_text(), Loader=loader)  # a safe loader either way
+    except FileNotFoundError:
+        raise ConfigError(str(path), "not found; run from the naap-db checkout") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(str(path), f"is not valid YAML: {error}".replace("\n", " ")) from None
+    config = document.get("config") if isinstance(document, Mapping) else None
     if not isinstance(config, Mapping):
-        raise ConfigError(f"{project_file.name}: config", "must be a mapping of keys to values")
+        raise ConfigError(f"{PROJECT_FILE}: config", f"must declare {CATALOG_KEY}")
     raw = config.get(CATALOG_KEY, config.get(CATALOG_KEY.partition(":")[2]))
     if isinstance(raw, Mapping):
         raw = raw.get("value", raw.get("default"))

@@ -268,8 +268,8 @@ def set_secret(client: Any, secret_id: str, token: str) -> None:
                     sql.Identifier(pending.username), sql.Literal(verifier.decode())
                 )
             )
-    except RotationError:
-        raise
+    except RotationError as error:
+        raise RotationError(f"setSecret: {error}") from None
     except Exception as error:  # any driver error, redacted
         message = " ".join(str(error).split())
         raise RotationError(f"setSecret: {_safe(message, *secrets)}") from None

@@ -134,9 +134,10 @@ class CredentialSettings:
     epochs: Mapping[str, int] = field(default_factory=dict)
     rotation_days: int = 30
     password_length: int = 40
-    lambda_archive: str = "build/rotation-lambda.zip"
+    lambda_archive: str | None = None
     """The rotation Lambda's zip (alternating rotation), relative to the
-    project; `scripts/build-rotation-lambda.py` builds it."""
+    project; default $NAAPDB_ROTATION_LAMBDA_ZIP, else
+    build/rotation-lambda.zip, which `scripts/build-rotation-lambda.py` builds."""
 
     def epoch_of(self, role: str) -> int:
         """The rotation epoch of one login role: bump it to give it a new password."""

@@ -79,9 +79,23 @@ KINDS = (
     EXTRA_DEFAULT_PRIVILEGE,
 )
 
-# Groups a difference is listed under (besides one group per schema).
-ROLES_GROUP = "roles"
-DATABASE_GROUP = "database"
+
+@dataclass(frozen=True)
+class Group:
+    """Where a difference is listed: `roles`, `database`, or one schema (a
+    schema may well be called "roles", hence a scope besides the name)."""
+
+    scope: str
+    schema: str | None = None
+
+
+ROLES_GROUP = Group("roles")
+DATABASE_GROUP = Group("database")
+
+
+def in_schema(schema: str) -> Group:
+    return Group("schema", schema)
+
 
 # Role attributes no role of the plan may hold: (pg_roles column, keyword).
 DENIED_ATTRIBUTES = (
@@ -428,15 +442,16 @@ class Difference:
     """One way the live database differs from the plan, and the SQL that fixes it."""
 
     kind: str
-    group: str  # "roles", "database" or a schema name
+    scope: str  # "roles", "database" or "schema"
+    schema: str | None
     message: str
     fix: str
     role: str | None = None
     privileges: tuple[str, ...] = ()
 
     @property
-    def schema(self) -> str | None:
-        return None if self.group in (ROLES_GROUP, DATABASE_GROUP) else self.group
+    def group(self) -> Group:
+        return Group(self.scope, self.schema)
 
 
 @dataclass(frozen=True)
@@ -475,13 +490,13 @@ def compare(plan: AccessPlan, live: LiveState) -> tuple[Difference, ...]:
     database, then each schema in the plan's order, then extra schemas)."""
     found = _Comparison(plan, live).run()
     order = {ROLES_GROUP: 0, DATABASE_GROUP: 1}
-    order.update({schema.name: 2 + index for index, schema in enumerate(plan.schemas)})
+    order.update({in_schema(schema.name): 2 + i for i, schema in enumerate(plan.schemas)})
     kind_order = {kind: index for index, kind in enumerate(KINDS)}
     ranked = sorted(
         enumerate(found),
         key=lambda item: (
-            order.get(item[1].group, len(order) + 2),
-            item[1].group,
+            order.get(item[1].group, len(order)),
+            item[1].schema or "",
             kind_order[item[1].kind],
             item[0],
         ),
@@ -495,7 +510,7 @@ class _Target:
 
     label: str
     clause: sql.Composable
-    group: str
+    group: Group
     column: str | None = None
     owner_clause: sql.Composable | None = None  # ALTER ... OWNER names the exact kind
 
@@ -530,14 +545,15 @@ class _Comparison:
     def _add(
         self,
         kind: str,
-        group: str,
+        group: Group,
         message: str,
         fix: sql.Composable,
         role: str | None = None,
         privileges: Iterable[str] = (),
     ) -> None:
+        rendered = fix.as_string(None) + ";"
         self.found.append(
-            Difference(kind, group, message, fix.as_string(None) + ";", role, tuple(privileges))
+            Difference(kind, group.scope, group.schema, message, rendered, role, tuple(privileges))
         )
 
     def _ignored(self, grantee: str, owner: str) -> bool:
@@ -560,14 +576,14 @@ class _Comparison:
             if live is None:
                 self._add(
                     MISSING_SCHEMA,
-                    schema.name,
+                    in_schema(schema.name),
                     f"schema {schema.name} does not exist",
                     sql.SQL("CREATE SCHEMA {} AUTHORIZATION {}").format(name, owner),
                 )
             elif live.owner != schema.owner:
                 self._add(
                     SCHEMA_OWNER,
-                    schema.name,
+                    in_schema(schema.name),
                     f"schema {schema.name} is owned by {live.owner}, not {schema.owner}",
                     sql.SQL("ALTER SCHEMA {} OWNER TO {}").format(name, owner),
                     role=live.owner,
@@ -577,7 +593,7 @@ class _Comparison:
             # person's decision (RESTRICT refuses while it holds anything).
             self._add(
                 EXTRA_SCHEMA,
-                extra,
+                in_schema(extra),
                 f"schema {extra} is not in the catalogue (naap-db:plugins); its contents "
                 "are not compared",
                 sql.SQL("DROP SCHEMA {} RESTRICT").format(sql.Identifier(extra)),
@@ -618,15 +634,19 @@ class _Comparison:
                         role=role.name,
                     )
 
-    def _membership_group(self, group: str, member: str) -> str:
+    def _membership_group(self, group: str, member: str) -> Group:
         """A membership is listed under the schema whose rights it carries."""
-        return self.schema_of_role.get(group) or self.schema_of_role.get(member) or ROLES_GROUP
+        schema = self.schema_of_role.get(group) or self.schema_of_role.get(member)
+        return in_schema(schema) if schema is not None else ROLES_GROUP
 
     def _memberships(self) -> None:
         planned = {(m.member, m.group) for m in self.plan.memberships}
         live: dict[tuple[str, str], LiveMembership] = {}
         for membership in self.live.memberships:
-            live[(membership.member, membership.group)] = membership
+            # PostgreSQL 16 keeps one row per grantor: a pair holds the union.
+            key = (membership.member, membership.group)
+            seen = live.get(key)
+            live[key] = membership if seen is None else _union(seen, membership)
         for membership_plan in self.plan.memberships:
             member, group = membership_plan.member, membership_plan.group
             if (member, group) in live:
@@ -656,7 +676,7 @@ class _Comparison:
                     role=member,
                 )
 
-    def _planned_membership_options(self, membership: LiveMembership, where: str) -> None:
+    def _planned_membership_options(self, membership: LiveMembership, where: Group) -> None:
         member, group = sql.Identifier(membership.member), sql.Identifier(membership.group)
         if membership.admin:
             self._add(
@@ -719,7 +739,7 @@ class _Comparison:
             target = _Target(
                 f"schema {schema.name}",
                 sql.SQL("SCHEMA {}").format(sql.Identifier(schema.name)),
-                schema.name,
+                in_schema(schema.name),
             )
             self._compare_acl(acl, expected_schema.get(schema.name, {}), owner, target)
         for item in self.live.objects:
@@ -729,7 +749,7 @@ class _Comparison:
             if item.owner != names.OWNER and not item.linked_to_table:
                 self._add(
                     OBJECT_OWNER,
-                    item.schema,
+                    in_schema(item.schema),
                     f"{target.label} is owned by {item.owner}, not {names.OWNER}",
                     sql.SQL("ALTER {} OWNER TO {}").format(
                         target.owner_clause, sql.Identifier(names.OWNER)
@@ -748,7 +768,7 @@ class _Comparison:
             target = _Target(
                 f"column {column.schema}.{column.table}.{column.column}",
                 table,
-                column.schema,
+                in_schema(column.schema),
                 column=column.column,
             )
             owner = owners.get((column.schema, column.table), names.OWNER)
@@ -862,7 +882,7 @@ class _Comparison:
         scope = sql.SQL("ALTER DEFAULT PRIVILEGES FOR ROLE {}").format(sql.Identifier(owner))
         if schema is not None:
             scope = sql.SQL("{} IN SCHEMA {}").format(scope, sql.Identifier(schema))
-        group = schema if schema is not None else DATABASE_GROUP
+        group = in_schema(schema) if schema is not None else DATABASE_GROUP
         kind = sql.SQL(plural)
         for role, privileges in expected.items():
             missing = _ordered(privileges - held.get(role, set()))
@@ -894,6 +914,19 @@ class _Comparison:
                 )
 
 
+def _union(first: LiveMembership, second: LiveMembership) -> LiveMembership:
+    def either(a: bool | None, b: bool | None) -> bool | None:
+        return None if a is None and b is None else bool(a or b)
+
+    return LiveMembership(
+        first.member,
+        first.group,
+        first.admin or second.admin,
+        either(first.inherit, second.inherit),
+        either(first.set, second.set),
+    )
+
+
 def _object_target(item: LiveObject) -> _Target:
     qualified = sql.SQL("{}.{}").format(sql.Identifier(item.schema), sql.Identifier(item.name))
     label = f"{item.keyword.lower()} {item.schema}.{item.name}"
@@ -905,7 +938,7 @@ def _object_target(item: LiveObject) -> _Target:
     return _Target(
         label,
         sql.SQL("{} {}").format(sql.SQL(item.grant_keyword), qualified),
-        item.schema,
+        in_schema(item.schema),
         owner_clause=sql.SQL("{} {}").format(sql.SQL(item.keyword), qualified),
     )
 
@@ -934,18 +967,18 @@ def _grantee(role: str) -> sql.Composable:
 # --- output -----------------------------------------------------------------
 
 
-def group_title(group: str, database: str) -> str:
+def group_title(group: Group, database: str) -> str:
     if group == ROLES_GROUP:
         return "roles"
     if group == DATABASE_GROUP:
         return f"database {database}"
-    return f"schema {group}"
+    return f"schema {group.schema}"
 
 
 def report_to_text(report: Report) -> str:
     """One line per difference under a header per group, each with its fix."""
     lines: list[str] = []
-    current: str | None = None
+    current: Group | None = None
     for difference in report.differences:
         if difference.group != current:
             current = difference.group
@@ -968,6 +1001,7 @@ def report_to_dict(report: Report, stack: str) -> dict[str, Any]:
         "differences": [
             {
                 "kind": difference.kind,
+                "scope": difference.scope,
                 "group": group_title(difference.group, report.database),
                 "schema": difference.schema,
                 "role": difference.role,

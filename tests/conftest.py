@@ -80,6 +80,24 @@ def fresh_pg(pg_clusters: ClusterFactory) -> Iterator[PgServer]:
     server.stop()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _rotation_lambda_zip(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The prod program needs the rotation Lambda's zip (built by
+    scripts/build-rotation-lambda.py); unless one is named, the suite points
+    NAAPDB_ROTATION_LAMBDA_ZIP at a stand-in in a temp dir, never in build/."""
+    import os
+    import zipfile
+
+    variable = "NAAPDB_ROTATION_LAMBDA_ZIP"
+    with pytest.MonkeyPatch.context() as patch:
+        if not os.environ.get(variable):
+            stand_in = tmp_path_factory.mktemp("lambda") / "rotation-lambda.zip"
+            with zipfile.ZipFile(stand_in, "w") as archive:
+                archive.writestr("naapdb/__init__.py", "")
+            patch.setenv(variable, str(stand_in))
+        yield
+
+
 @pytest.fixture
 def run_stack() -> Any:
     """`run_stack("dev", {"naap-db:server": {...}})` runs `__main__.py` under

@@ -53,28 +53,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import os
 
-    from naapdb import push, stackfiles
-    from naapdb.settings import PushSettings
+    from naapdb import push
 
-    root = args.project or stackfiles.find_project_root()
+    root = args.project or push.project_root()
     stack = args.stack or os.environ.get(push.STACK_VARIABLE) or None
+    mode, source_dir, prisma_dir = "sql", push.DEFAULT_SOURCE, None
     if stack:
-        settings = stackfiles.load_stack_settings(stack, root)
-        catalog, push_settings = settings.catalog, settings.push
+        from naapdb.stackfiles import load_stack_settings
+
+        settings = load_stack_settings(stack, root)
+        catalog = settings.catalog
+        mode, source_dir, prisma_dir = (
+            settings.push.mode,
+            settings.push.source,
+            settings.push.prisma_dir,
+        )
     else:
-        catalog, push_settings = push.resolve_catalog(None, root), PushSettings()
-    prisma_dir = args.prisma or (
-        _under(root, push_settings.prisma_dir)
-        if push_settings.mode == "prisma" and push_settings.prisma_dir
-        else None
-    )
-    if prisma_dir is not None:
-        return _prisma(prisma_dir, catalog, args.dry_run)
-    if push_settings.mode == "off" and args.source is None:
+        # Pulumi.yaml alone: the settings layer is not imported, so a no-op push starts fast.
+        catalog = push.project_catalog(root)
+    if args.prisma is not None or (mode == "prisma" and prisma_dir):
+        return _prisma(args.prisma or _under(root, str(prisma_dir)), catalog, args.dry_run)
+    if mode == "off" and args.source is None:
         print(f"push is off for stack {stack} (naap-db:push.mode); nothing to do")
         return 0
-    source = args.source or _under(root, push_settings.source)
-    return _sql(source, catalog, args.dry_run)
+    return _sql(args.source or _under(root, source_dir), catalog, args.dry_run)
 
 
 def _under(root: Path, configured: str) -> Path:

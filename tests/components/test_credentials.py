@@ -6,6 +6,7 @@ Lambda, its rights and the rotation schedules."""
 from __future__ import annotations
 
 import json
+import os
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import yaml
 from psycopg.conninfo import conninfo_to_dict
 
 from components.credentials import connection_url
+from components.rotation import ARCHIVE_VARIABLE
 from naapdb.stackfiles import load_stack_settings
 from tests import harness
 from tests.harness import ROOT, Run
@@ -43,24 +45,16 @@ def login_passwords(run: Run) -> dict[str, harness.Resource]:
     return found
 
 
-def prod_credentials(archive: Path, **extra: Any) -> dict[str, Any]:
-    """Prod's own `naap-db:credentials`, pointed at a stand-in Lambda zip."""
+def prod_credentials(**extra: Any) -> dict[str, Any]:
+    """Prod's own `naap-db:credentials` with `extra` keys."""
     stack = yaml.safe_load((ROOT / "Pulumi.prod.yaml").read_text())
-    return {
-        "naap-db:credentials": {
-            **stack["config"]["naap-db:credentials"],
-            "lambdaArchive": str(archive),
-            **extra,
-        }
-    }
+    return {"naap-db:credentials": {**stack["config"]["naap-db:credentials"], **extra}}
 
 
 @pytest.fixture(scope="module")
-def lambda_zip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("lambda") / "rotation-lambda.zip"
-    with zipfile.ZipFile(path, "w") as archive:
-        archive.writestr("naapdb/__init__.py", "")
-    return path
+def lambda_zip() -> Path:
+    """The stand-in zip the suite names in NAAPDB_ROTATION_LAMBDA_ZIP (conftest)."""
+    return Path(os.environ[ARCHIVE_VARIABLE])
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +64,7 @@ def dev() -> Run:
 
 @pytest.fixture(scope="module")
 def prod(lambda_zip: Path) -> Run:
-    return harness.run_program("prod", prod_credentials(lambda_zip))
+    return harness.run_program("prod")  # the committed stack file, nothing overridden
 
 
 # --- dev ---------------------------------------------------------------------
@@ -154,7 +148,7 @@ def test_connection_url_quotes_every_part() -> None:
     )
 
 
-def test_alternating_rotation_without_rds_stops_with_the_key(lambda_zip: Path) -> None:
+def test_alternating_rotation_without_rds_stops_with_the_key() -> None:
     run = harness.run_program(
         "dev", {"naap-db:credentials": {"rotation": "alternating"}}, raise_errors=False
     )
@@ -287,15 +281,32 @@ def test_prod_rotates_every_secret_on_the_configured_schedule_after_the_roles(pr
         assert login_role_urns <= set(rotation.dependencies)
 
 
-def test_rotation_days_come_from_the_stack(lambda_zip: Path) -> None:
-    run = harness.run_program("prod", prod_credentials(lambda_zip, rotationDays=7))
+def test_rotation_days_come_from_the_stack() -> None:
+    run = harness.run_program("prod", prod_credentials(rotationDays=7))
     assert {r.inputs["rotationRules"]["automaticallyAfterDays"] for r in run.of_type(ROTATION)} == {
         7
     }
 
 
-def test_a_missing_lambda_zip_names_the_build_script(tmp_path: Path) -> None:
-    run = harness.run_program("prod", prod_credentials(tmp_path / "absent.zip"), raise_errors=False)
+def test_a_missing_lambda_zip_names_the_build_script(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    absent = tmp_path / "absent.zip"
+    run = harness.run_program(
+        "prod", prod_credentials(lambdaArchive=str(absent)), raise_errors=False
+    )
     assert run.error is not None
-    assert "naap-db:credentials.lambdaArchive" in str(run.error)
-    assert "scripts/build-rotation-lambda.py" in str(run.error)
+    assert str(run.error).startswith(f"naap-db:credentials.lambdaArchive: {absent} does not exist")
+    assert "python scripts/build-rotation-lambda.py" in str(run.error)
+    monkeypatch.setenv(ARCHIVE_VARIABLE, str(absent))
+    run = harness.run_program("prod", raise_errors=False)
+    assert str(run.error).startswith(f"{ARCHIVE_VARIABLE}: {absent} does not exist")
+    assert not any(r.type == FUNCTION for r in run.resources)
+
+
+def test_the_stack_can_name_its_own_lambda_zip(tmp_path: Path) -> None:
+    own = tmp_path / "own.zip"
+    with zipfile.ZipFile(own, "w") as archive:
+        archive.writestr("naapdb/__init__.py", "")
+    run = harness.run_program("prod", prod_credentials(lambdaArchive=str(own)))
+    assert run.one(FUNCTION).inputs["code"]["path"] == str(own)

@@ -36,6 +36,7 @@ from naapdb.push import (
     pending,
     resolve_catalog,
     resolve_database_url,
+    statements,
     url_from_secret,
 )
 from naapdb.stackfiles import find_project_root, load_stack_settings
@@ -156,6 +157,22 @@ def test_hidden_files_and_readmes_beside_schemas_are_ignored(tmp_path: Path) -> 
 )
 def test_statements_that_look_like_transaction_control_are_allowed(text: str) -> None:
     assert forbidden_statement(text) is None
+
+
+def test_statements_split_where_postgresql_would() -> None:
+    text = (
+        "SELECT ';' -- ;\n;"
+        "CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; SELECT 2; END;\n"
+        "/* ; */ SELECT $body$ ; $body$;\n"
+        "  \n"
+        "SELECT 3"
+    )
+    assert [text[start:end] for start, end in statements(text)] == [
+        "SELECT ';' -- ;\n",
+        "CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; SELECT 2; END",
+        "SELECT $body$ ; $body$",  # a statement starts after its leading comment
+        "SELECT 3",
+    ]
 
 
 def _ledger_of(migrations: Any) -> list[LedgerEntry]:
@@ -638,6 +655,26 @@ def test_failing_migration_rolls_back_and_names_file_line_and_error(
     assert new_rows == [("public", 4, "0004_extra.sql")]
     assert ("plugin_community", "CommunityPost", "views", "integer") not in after["columns"]
     assert not any(r[1] == "after" for r in after["relations"])
+
+
+@pytest.mark.db
+def test_an_error_without_a_position_is_located_by_statement(
+    database: Database, push: Any, tmp_path: Path
+) -> None:
+    source = copy_migrations(tmp_path)
+    assert push(source).code == 0
+    broken = write(
+        source / "plugin_daydream" / "0002_again.sql",
+        "CREATE TABLE plugin_daydream.fresh (id int);\n\n"
+        '  CREATE INDEX "DaydreamSession_userId_idx"\n'
+        '    ON plugin_daydream."DaydreamSession" ("userId");\n',
+    )
+    before = database.snapshot()
+    _assert_stopped(
+        push(source),
+        f'{broken}:3:3: relation "DaydreamSession_userId_idx" already exists [42P07]',
+    )
+    assert database.snapshot() == before  # the replay that located it was rolled back too
 
 
 @pytest.mark.db

@@ -242,6 +242,18 @@ DRIFTS = [
         '(not in the plan); fix: REVOKE "plugin_wallet_ro" FROM "intruder";',
     ),
     (
+        "membership-with-admin-option",
+        "GRANT plugin_wallet_rw TO naap_wallet WITH ADMIN OPTION",
+        "membership option: naap_wallet is a member of plugin_wallet_rw WITH ADMIN OPTION (may "
+        'grant it to others); fix: REVOKE ADMIN OPTION FOR "plugin_wallet_rw" FROM "naap_wallet";',
+    ),
+    (
+        "membership-without-inherit",
+        "GRANT plugin_wallet_rw TO naap_app WITH INHERIT FALSE",
+        "membership option: naap_app is a member of plugin_wallet_rw without INHERIT; "
+        'fix: GRANT "plugin_wallet_rw" TO "naap_app" WITH INHERIT TRUE;',
+    ),
+    (
         "plugin-login-acting-as-owner",
         "GRANT naap_owner TO naap_community",
         "extra membership: naap_community is a member of naap_owner (not in the plan); "
@@ -369,20 +381,28 @@ def test_text_output_groups_by_schema_and_json_carries_the_same(
         "GRANT SELECT ON plugin_wallet.items TO naap_community; "
         "ALTER ROLE naap_gateway CREATEDB; "
         "GRANT TEMPORARY ON DATABASE naap TO PUBLIC; "
-        "GRANT SELECT ON public.items TO PUBLIC"
+        "GRANT SELECT ON public.items TO PUBLIC; "
+        "CREATE SCHEMA roles"  # a schema may bear a group's name
     )
     code, out, _ = run_verify(dev_db, monkeypatch, capsys)
     assert code == 1
     headers = [line for line in out.splitlines() if not line.startswith("  ")]
-    assert headers == ["roles", "database naap", "schema public", "schema plugin_wallet"]
+    assert headers == [
+        "roles",
+        "database naap",
+        "schema public",
+        "schema plugin_wallet",
+        "schema roles",
+    ]
     code, out, _ = run_verify(dev_db, monkeypatch, capsys, "--format", "json")
     report = json.loads(out)
     assert code == 1 and report["drift"] is True and report["queries"] == 1
-    assert [(d["kind"], d["schema"], d["role"]) for d in report["differences"]] == [
-        ("role-attribute", None, "naap_gateway"),
-        ("extra-grant", None, "public"),
-        ("extra-grant", "public", "public"),
-        ("extra-grant", "plugin_wallet", "naap_community"),
+    assert [(d["kind"], d["scope"], d["schema"], d["role"]) for d in report["differences"]] == [
+        ("role-attribute", "roles", None, "naap_gateway"),
+        ("extra-grant", "database", None, "public"),
+        ("extra-grant", "schema", "public", "public"),
+        ("extra-grant", "schema", "plugin_wallet", "naap_community"),
+        ("extra-schema", "schema", "roles", None),
     ]
     assert report["differences"][3]["privileges"] == ["SELECT"]
     assert report["differences"][3]["group"] == "schema plugin_wallet"
