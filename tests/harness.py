@@ -322,6 +322,7 @@ def run_program(
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     pulumi.runtime.set_all_config(config, secret_keys)
+    settings.ROOT.set(None)  # a fresh Stack per run, or the next stack nests under the last
     mocks.set_mocks(recording_mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor)
     error: BaseException | None = None
     sys.path.insert(0, str(ROOT))

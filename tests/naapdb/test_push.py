@@ -491,6 +491,21 @@ def test_dry_run_lists_and_changes_nothing(database: Database, push: Any) -> Non
 
 
 @pytest.mark.db
+def test_the_stack_names_the_source_and_labels_are_relative(
+    database: Database,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", database.url)
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setenv("NAAPDB_STACK", "prod")
+    assert main(["push", "--dry-run"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "would apply migrations/public/0001_users_and_auth.sql"
+    assert len(lines) == len(discover(MIGRATIONS, CATALOG)) + 1
+
+
+@pytest.mark.db
 def test_plugin_roles_use_their_new_tables_at_once(database: Database, push: Any) -> None:
     assert push().code == 0
     base = database.login("naap_base")
