@@ -88,7 +88,7 @@ class PgServer:
         from urllib.parse import quote
 
         secret = self.password if password is None else password
-        return f"postgresql://{quote(user)}:{quote(secret)}@{self.host}:{self.port}/{dbname}?sslmode=disable"
+        return f"postgresql://{quote(user, safe='')}:{quote(secret, safe='')}@{self.host}:{self.port}/{dbname}?sslmode=disable"
 
     def connect(self, dbname: str = names.DATABASE, user: str = SUPERUSER, password: str | None = None, autocommit: bool = True) -> psycopg.Connection:
         connection = psycopg.connect(self.conninfo(dbname, user, password), autocommit=autocommit)
