@@ -176,4 +176,3 @@ def _check_derived_roles(entries: tuple[PluginEntry, ...], key: str) -> None:
                         f"derived role '{role}' is already derived by {owners[role]}; rename it",
                     )
                 owners[role] = field_key
-

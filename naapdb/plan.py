@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 from naapdb import names
 from naapdb.catalog import Catalog
 
 
-class Rotation(str, Enum):
+class Rotation(StrEnum):
     """How login passwords are rotated (`naap-db:credentials.rotation`)."""
 
     SINGLE = "single"
@@ -198,12 +198,16 @@ def _schemas(catalog: Catalog) -> tuple[SchemaPlan, ...]:
 
 def _identities(catalog: Catalog) -> list[tuple[str, str, tuple[str, ...]]]:
     """(identity, purpose, the groups it is a member of), in a stable order."""
-    identities = [(names.MIGRATOR, "migrator", (names.OWNER,))]
+    identities: list[tuple[str, str, tuple[str, ...]]] = [
+        (names.MIGRATOR, "migrator", (names.OWNER,))
+    ]
     for entry in catalog.plugins:
         groups = (names.rw_role(entry.schema), *(names.ro_role(read) for read in entry.reads))
         identities.append((names.plugin_login(entry.plugin), "plugin", groups))
     identities.append((names.APP, "app", tuple(names.rw_role(s) for s in catalog.schemas)))
-    identities.append((names.READONLY, "readonly", tuple(names.ro_role(s) for s in catalog.schemas)))
+    identities.append(
+        (names.READONLY, "readonly", tuple(names.ro_role(s) for s in catalog.schemas))
+    )
     return identities
 
 

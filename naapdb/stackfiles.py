@@ -36,7 +36,9 @@ def read_raw_config(root: Path, stack: str) -> dict[str, Any]:
     project = _load_yaml(root / PROJECT_FILE)
     path = stack_file(root, stack)
     if not path.is_file():
-        raise ConfigError(str(path), f"no such stack file; create it with `pulumi stack init {stack}`")
+        raise ConfigError(
+            str(path), f"no such stack file; create it with `pulumi stack init {stack}`"
+        )
     stack_doc = _load_yaml(path)
     raw: dict[str, Any] = {}
     for source, section in ((root / PROJECT_FILE, project), (path, stack_doc)):

@@ -29,16 +29,33 @@ def _no_foreign_side_effects(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
-    for variable in ("PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE", "PGSERVICE", "DATABASE_URL"):
+    for variable in (
+        "PGHOST",
+        "PGPORT",
+        "PGUSER",
+        "PGPASSWORD",
+        "PGDATABASE",
+        "PGSERVICE",
+        "DATABASE_URL",
+    ):
         monkeypatch.delenv(variable, raising=False)
     real_connect = psycopg.Connection.connect.__func__  # type: ignore[attr-defined]
 
     def guarded_connect(cls: Any, conninfo: str = "", **kwargs: Any) -> Any:
-        params = conninfo_to_dict(conninfo, **{k: v for k, v in kwargs.items() if isinstance(v, str | int) and k not in ("autocommit", "prepare_threshold")})
+        params = conninfo_to_dict(
+            conninfo,
+            **{
+                k: v
+                for k, v in kwargs.items()
+                if isinstance(v, str | int) and k not in ("autocommit", "prepare_threshold")
+            },
+        )
         port = int(params.get("port") or 5432)
         local = params.get("host") in (None, "127.0.0.1", "localhost")
         if not local or (port not in _OUR_PORTS and not _STARTING):
-            raise AssertionError(f"test tried to connect to a server the suite did not start (port {port})")
+            raise AssertionError(
+                f"test tried to connect to a server the suite did not start (port {port})"
+            )
         return real_connect(cls, conninfo, **kwargs)
 
     monkeypatch.setattr(psycopg.Connection, "connect", classmethod(guarded_connect))

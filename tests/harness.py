@@ -67,7 +67,11 @@ class Resource:
 
     @property
     def provider_urn(self) -> str:
-        return self.provider.split("::" + self.provider.rsplit("::", 1)[-1])[0] if self.provider else ""
+        return (
+            self.provider.split("::" + self.provider.rsplit("::", 1)[-1])[0]
+            if self.provider
+            else ""
+        )
 
 
 @dataclass
@@ -87,7 +91,9 @@ class Run:
 
     def one(self, type_: str, name_contains: str = "") -> Resource:
         found = [r for r in self.of_type(type_) if name_contains in r.name]
-        assert len(found) == 1, f"expected one {type_} named *{name_contains}*, got {[r.name for r in found]}"
+        assert len(found) == 1, (
+            f"expected one {type_} named *{name_contains}*, got {[r.name for r in found]}"
+        )
         return found[0]
 
     def named(self, name: str) -> Resource:
@@ -151,13 +157,23 @@ DEFAULT_CALLS: dict[str, CallHandler] = {
         "userId": "AIDTEST",
         "id": "123456789012",
     },
-    "aws:index/getRegion:getRegion": lambda args: {"name": "us-east-1", "region": "us-east-1", "id": "us-east-1"},
-    "aws:index/getPartition:getPartition": lambda args: {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws"},
+    "aws:index/getRegion:getRegion": lambda args: {
+        "name": "us-east-1",
+        "region": "us-east-1",
+        "id": "us-east-1",
+    },
+    "aws:index/getPartition:getPartition": lambda args: {
+        "partition": "aws",
+        "dnsSuffix": "amazonaws.com",
+        "id": "aws",
+    },
 }
 
 DEFAULT_STATES: dict[str, ResourceHandler] = {
     "random:index/randomPassword:RandomPassword": lambda r: {
-        "result": secret(f"pw-{r.name}-{'-'.join(str(v) for v in (r.inputs.get('keepers') or {}).values())}"),
+        "result": secret(
+            f"pw-{r.name}-{'-'.join(str(v) for v in (r.inputs.get('keepers') or {}).values())}"
+        ),
         "bcryptHash": secret("bcrypt"),
     },
     "aws:rds/instance:Instance": lambda r: {
@@ -259,7 +275,9 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def stack_config(stack: str, overrides: Mapping[str, Any] | None = None) -> tuple[dict[str, str], list[str]]:
+def stack_config(
+    stack: str, overrides: Mapping[str, Any] | None = None
+) -> tuple[dict[str, str], list[str]]:
     """The config the engine would pass for a stack: `Pulumi.yaml`'s project
     config overlaid by `Pulumi.<stack>.yaml` and `overrides` (full keys, e.g.
     `naap-db:server`; None removes a key). `secure:` values become a fake
@@ -332,7 +350,7 @@ def run_program(
                 lambda: runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
             )
         )
-    except BaseException as caught:  # noqa: BLE001 handed to the caller
+    except BaseException as caught:
         error = caught
     finally:
         sys.path.remove(str(ROOT))

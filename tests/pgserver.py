@@ -51,7 +51,11 @@ def _chown(path: Path) -> None:
     if os.geteuid() == 0:
         user = pwd.getpwnam(SYSTEM_USER)
         for root, dirs, files in os.walk(path):
-            for name in [root, *(os.path.join(root, d) for d in dirs), *(os.path.join(root, f) for f in files)]:
+            for name in [
+                root,
+                *(os.path.join(root, d) for d in dirs),
+                *(os.path.join(root, f) for f in files),
+            ]:
                 os.chown(name, user.pw_uid, user.pw_gid)
 
 
@@ -71,7 +75,13 @@ class PgServer:
     host: str = "127.0.0.1"
     connections: list[psycopg.Connection] = field(default_factory=list)
 
-    def conninfo(self, dbname: str = names.DATABASE, user: str = SUPERUSER, password: str | None = None, **extra: str) -> str:
+    def conninfo(
+        self,
+        dbname: str = names.DATABASE,
+        user: str = SUPERUSER,
+        password: str | None = None,
+        **extra: str,
+    ) -> str:
         return make_conninfo(
             host=self.host,
             port=str(self.port),
@@ -83,14 +93,23 @@ class PgServer:
             **extra,
         )
 
-    def url(self, dbname: str = names.DATABASE, user: str = SUPERUSER, password: str | None = None) -> str:
+    def url(
+        self, dbname: str = names.DATABASE, user: str = SUPERUSER, password: str | None = None
+    ) -> str:
         """A `postgresql://` URL, the form DATABASE_URL takes."""
         from urllib.parse import quote
 
         secret = self.password if password is None else password
-        return f"postgresql://{quote(user, safe='')}:{quote(secret, safe='')}@{self.host}:{self.port}/{dbname}?sslmode=disable"
+        credentials = f"{quote(user, safe='')}:{quote(secret, safe='')}"
+        return f"postgresql://{credentials}@{self.host}:{self.port}/{dbname}?sslmode=disable"
 
-    def connect(self, dbname: str = names.DATABASE, user: str = SUPERUSER, password: str | None = None, autocommit: bool = True) -> psycopg.Connection:
+    def connect(
+        self,
+        dbname: str = names.DATABASE,
+        user: str = SUPERUSER,
+        password: str | None = None,
+        autocommit: bool = True,
+    ) -> psycopg.Connection:
         connection = psycopg.connect(self.conninfo(dbname, user, password), autocommit=autocommit)
         self.connections.append(connection)
         return connection
@@ -132,14 +151,17 @@ class ClusterFactory:
         os.chmod(self.base, 0o755)
         pwfile = self.base / "pwfile"
         pwfile.write_text(self.password + "\n")
-        run_as = _run_as()
+        _run_as()  # creates the system user the data directory is chowned to
         _chown(self.base)
         subprocess.run(
             [
                 str(_bin_dir() / "initdb"),
-                "-D", str(self.template),
-                "-U", SUPERUSER,
-                "--pwfile", str(pwfile),
+                "-D",
+                str(self.template),
+                "-U",
+                SUPERUSER,
+                "--pwfile",
+                str(pwfile),
                 "--auth-local=trust",
                 "--auth-host=scram-sha-256",
                 "--encoding=UTF8",
@@ -169,17 +191,25 @@ class ClusterFactory:
         result = subprocess.run(
             [
                 str(_bin_dir() / "pg_ctl"),
-                "-D", str(data_dir),
-                "-o", f"-h 127.0.0.1 -p {port} -k {socket_dir}",
-                "-l", str(data_dir / "server.log"),
-                "-w", "-t", "60", "start",
+                "-D",
+                str(data_dir),
+                "-o",
+                f"-h 127.0.0.1 -p {port} -k {socket_dir}",
+                "-l",
+                str(data_dir / "server.log"),
+                "-w",
+                "-t",
+                "60",
+                "start",
             ],
             capture_output=True,
             text=True,
             **_run_as(),  # type: ignore[arg-type]
         )
         if result.returncode != 0:
-            log = (data_dir / "server.log").read_text() if (data_dir / "server.log").exists() else ""
+            log = (
+                (data_dir / "server.log").read_text() if (data_dir / "server.log").exists() else ""
+            )
             raise RuntimeError(f"PostgreSQL did not start: {result.stderr}\n{log}")
         server = PgServer(data_dir=data_dir, port=port, password=self.password)
         server.create_database(names.DATABASE)

@@ -14,7 +14,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stack", required=True, help="stack name, e.g. dev or prod")
     parser.add_argument("--format", choices=FORMATS, default="text")
     parser.add_argument(
-        "--project", type=Path, default=None, help="directory of Pulumi.yaml (default: found upwards)"
+        "--project",
+        type=Path,
+        default=None,
+        help="directory of Pulumi.yaml (default: found upwards)",
     )
 
 

@@ -9,7 +9,12 @@ import pytest
 from tests.harness import Run
 
 EXTERNAL = {
-    "naap-db:server": {"kind": "external", "host": "db.internal", "port": 5432, "sslmode": "require"},
+    "naap-db:server": {
+        "kind": "external",
+        "host": "db.internal",
+        "port": 5432,
+        "sslmode": "require",
+    },
     "naap-db:adminPassword": {"secure": "v1:placeholder"},
 }
 
@@ -17,7 +22,9 @@ EXTERNAL = {
 @pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_committed_stacks_run(run_stack: Any, stack: str) -> None:
     run: Run = run_stack(stack)
-    assert run.one("naap:database:NaapDatabase").parent.endswith("pulumi:pulumi:Stack::naap-db-" + stack)
+    assert run.one("naap:database:NaapDatabase").parent.endswith(
+        "pulumi:pulumi:Stack::naap-db-" + stack
+    )
     assert run.of_type("pulumi:providers:postgresql")
     assert set(run.outputs["schemas"]) >= {"public", "plugin_community", "naap_meta"}
 
@@ -44,7 +51,10 @@ def test_bad_config_registers_nothing(run_stack: Any) -> None:
 
 
 def test_overrides_reach_the_program(run_stack: Any) -> None:
-    catalogue = [{"plugin": "base", "schema": "public"}, {"plugin": "shop", "schema": "plugin_shop"}]
+    catalogue = [
+        {"plugin": "base", "schema": "public"},
+        {"plugin": "shop", "schema": "plugin_shop"},
+    ]
     run: Run = run_stack("dev", {**EXTERNAL, "naap-db:plugins": catalogue})
     assert run.outputs["schemas"] == ["public", "plugin_shop", "naap_meta"]
     assert run.outputs["host"] == "db.internal"

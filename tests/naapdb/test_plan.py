@@ -35,7 +35,9 @@ def test_roles_of_the_default_catalogue() -> None:
         *(f"naap_{entry.plugin}" for entry in CATALOG.plugins),
     }
     groups = {role.name for role in plan.roles if not role.login}
-    assert groups == {names.OWNER} | {f"{s}_{kind}" for s in PLUGIN_SCHEMAS for kind in ("rw", "ro")}
+    assert groups == {names.OWNER} | {
+        f"{s}_{kind}" for s in PLUGIN_SCHEMAS for kind in ("rw", "ro")
+    }
 
 
 def test_memberships() -> None:
@@ -60,7 +62,10 @@ def test_grants_per_schema() -> None:
     for schema in PLUGIN_SCHEMAS:
         grants = set(plan.grants_in(schema))
         rw, ro = f"{schema}_rw", f"{schema}_ro"
-        expected = {Grant(rw, "schema", ("USAGE",), schema), Grant(ro, "schema", ("USAGE",), schema)}
+        expected = {
+            Grant(rw, "schema", ("USAGE",), schema),
+            Grant(ro, "schema", ("USAGE",), schema),
+        }
         expected |= {Grant(rw, t, p, schema) for t, p in RW_PRIVILEGES.items()}
         expected |= {Grant(ro, t, p, schema) for t, p in RO_PRIVILEGES.items()}
         assert grants == expected
@@ -116,7 +121,9 @@ def test_alternating_rotation_splits_each_identity_into_two_logins() -> None:
 
 
 def test_plan_is_deterministic() -> None:
-    raw = [{"plugin": e.plugin, "schema": e.schema, "reads": list(e.reads)} for e in CATALOG.plugins]
+    raw = [
+        {"plugin": e.plugin, "schema": e.schema, "reads": list(e.reads)} for e in CATALOG.plugins
+    ]
     assert build_plan(parse_catalog(raw)) == build_plan(parse_catalog(raw))
 
 
@@ -133,14 +140,27 @@ def test_cli_json_lists_everything_for_dev_and_prod() -> None:
         assert document["rotation"] == rotation
         assert [s["name"] for s in document["schemas"]] == [*PLUGIN_SCHEMAS, "naap_meta"]
         role_names = {r["name"] for r in document["roles"]}
-        for expected in ("naap_owner", "naap_migrator", "naap_app", "naap_readonly", "naap_community"):
+        for expected in (
+            "naap_owner",
+            "naap_migrator",
+            "naap_app",
+            "naap_readonly",
+            "naap_community",
+        ):
             assert expected in role_names
-        assert {"role": "plugin_wallet_rw", "object_type": "table", "schema": "plugin_wallet",
-                "privileges": ["SELECT", "INSERT", "UPDATE", "DELETE"]} in document["grants"]
+        assert {
+            "role": "plugin_wallet_rw",
+            "object_type": "table",
+            "schema": "plugin_wallet",
+            "privileges": ["SELECT", "INSERT", "UPDATE", "DELETE"],
+        } in document["grants"]
         # byte-identical on a second run: stable for diffs in review
         again = subprocess.run(
             [sys.executable, "-m", "naapdb", "plan", "--stack", stack, "--format", "json"],
-            cwd=ROOT, capture_output=True, text=True, check=True,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
         )
         assert again.stdout == result.stdout
 
@@ -148,7 +168,10 @@ def test_cli_json_lists_everything_for_dev_and_prod() -> None:
 def test_cli_text_has_a_table_per_schema() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "naapdb", "plan", "--stack", "dev"],
-        cwd=ROOT, capture_output=True, text=True, check=True,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     for schema in PLUGIN_SCHEMAS:
         assert f"schema {schema}  (plugin " in result.stdout

@@ -144,7 +144,10 @@ def test_bad_catalogue_on_the_command_line(tmp_path: Path, case: str) -> None:
 
 def test_bad_stack_file_on_the_command_line(tmp_path: Path) -> None:
     project = copy_project(tmp_path)
-    edit(project / "Pulumi.dev.yaml", lambda d: d["config"].update({"naap-db:adminPassword": "hunter2plain"}))
+    edit(
+        project / "Pulumi.dev.yaml",
+        lambda d: d["config"].update({"naap-db:adminPassword": "hunter2plain"}),
+    )
     result = run_plan(project)
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.startswith("error: naap-db:adminPassword:")
