@@ -32,6 +32,12 @@ def database_url(variable: str = DATABASE_URL) -> str:
     return value
 
 
+def one_line(text: object) -> str:
+    """`text` (an error, a server message) on one line: runs of whitespace,
+    newlines included, become one space."""
+    return " ".join(str(text).split())
+
+
 def redact(text: str, url: str | None = None) -> str:
     """`text` with every password it may quote replaced by `***`: URL and
     keyword forms, and the literal password of `url` wherever it appears."""
@@ -64,5 +70,4 @@ def connect(url: str, **kwargs: Any) -> psycopg.Connection[Any]:
     try:
         return psycopg.connect(url, **kwargs)
     except (psycopg.Error, ValueError) as error:
-        message = " ".join(str(error).split())
-        raise ConnectionError_(f"cannot connect: {redact(message, url)}") from None
+        raise ConnectionError_(f"cannot connect: {redact(one_line(error), url)}") from None

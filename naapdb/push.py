@@ -35,8 +35,9 @@ from urllib.parse import quote
 
 from naapdb import names
 from naapdb.catalog import CATALOG_KEY, Catalog, parse_catalog
-from naapdb.connection import DATABASE_URL, ConnectionError_
+from naapdb.connection import DATABASE_URL, ConnectionError_, one_line
 from naapdb.errors import ConfigError
+from naapdb.project import PROJECT_FILE, find_project_root, project_value, read_yaml
 
 if TYPE_CHECKING:
     import psycopg
@@ -48,7 +49,6 @@ LEDGER = f"{names.META_SCHEMA}.{LEDGER_TABLE}"
 LOCK_KEY = int.from_bytes(b"naappush", "big")
 SECRET_ID_VARIABLE = "NAAPDB_DATABASE_SECRET_ID"
 STACK_VARIABLE = "NAAPDB_STACK"
-PROJECT_FILE = "Pulumi.yaml"
 DEFAULT_SOURCE = "migrations"
 
 
@@ -109,7 +109,7 @@ def resolve_catalog(stack: str | None, root: Path | None = None) -> Catalog:
     """The catalogue the push orders schemas by: the stack's (`--stack`, or
     `NAAPDB_STACK`), else the project-level one of `Pulumi.yaml`, which every
     stack inherits (read alone, so a push needs no stack file)."""
-    root = root or project_root()
+    root = root or find_project_root()
     stack = stack or os.environ.get(STACK_VARIABLE) or None
     if stack:
         from naapdb import stackfiles
@@ -118,36 +118,17 @@ def resolve_catalog(stack: str | None, root: Path | None = None) -> Catalog:
     return project_catalog(root)
 
 
-def project_root(start: Path | None = None) -> Path:
-    """The nearest directory holding `Pulumi.yaml`, from the current one
-    upwards, else the checkout this package lives in (as `stackfiles` finds it,
-    without importing the whole settings layer: a no-op push starts fast)."""
-    here = (start or Path.cwd()).resolve()
-    for directory in (here, *here.parents):
-        if (directory / PROJECT_FILE).is_file():
-            return directory
-    return Path(__file__).resolve().parent.parent
-
-
 def project_catalog(root: Path) -> Catalog:
     """The project-level catalogue of `Pulumi.yaml`."""
     import yaml
 
-    path = root / PROJECT_FILE
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    try:
-        document = yaml.load(path.read_text(), Loader=loader)  # a safe loader either way
-    except FileNotFoundError:
-        raise ConfigError(str(path), "not found; run from the naap-db checkout") from None
-    except yaml.YAMLError as error:
-        raise ConfigError(str(path), f"is not valid YAML: {error}".replace("\n", " ")) from None
+    # libyaml's safe loader when installed: a no-op push should start fast.
+    document = read_yaml(root / PROJECT_FILE, getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     config = document.get("config") if isinstance(document, Mapping) else None
     if not isinstance(config, Mapping):
         raise ConfigError(f"{PROJECT_FILE}: config", f"must declare {CATALOG_KEY}")
     raw = config.get(CATALOG_KEY, config.get(CATALOG_KEY.partition(":")[2]))
-    if isinstance(raw, Mapping):
-        raw = raw.get("value", raw.get("default"))
-    return parse_catalog(raw, CATALOG_KEY)
+    return parse_catalog(project_value(raw), CATALOG_KEY)
 
 
 # ---------------------------------------------------------------- the files
@@ -492,7 +473,7 @@ def _create_ledger(session: _Session) -> None:
 
 def _privilege_message(error: psycopg.Error) -> str:
     return (
-        f"{_one_line(error)}; the push must run as {names.MIGRATOR} "
+        f"{one_line(error)}; the push must run as {names.MIGRATOR} "
         f"(a member of {names.OWNER}), check DATABASE_URL's user"
     )
 
@@ -545,7 +526,7 @@ def _apply(session: _Session, migration: Migration) -> Applied:
             raise PushError(_failure(migration, failure, _locate(session, migration))) from None
         if isinstance(error, psycopg.errors.InsufficientPrivilege):
             raise PushError(_privilege_message(error)) from None
-        raise PushError(f"{migration.label}: {_one_line(error)}") from None
+        raise PushError(f"{migration.label}: {one_line(error)}") from None
     return Applied(migration, duration_ms)
 
 
@@ -582,9 +563,9 @@ def _failure(migration: Migration, error: psycopg.Error, located: tuple[int, int
     if located is not None:
         where += f":{located[0]}:{located[1]}"
     state = f" [{diag.sqlstate}]" if diag.sqlstate else ""
-    detail = f" ({_one_line(diag.message_detail)})" if diag.message_detail else ""
+    detail = f" ({one_line(diag.message_detail)})" if diag.message_detail else ""
     message = diag.message_primary or str(error)
-    return f"{where}: {_one_line(message)}{detail}{state}; rolled back, nothing after it ran"
+    return f"{where}: {one_line(message)}{detail}{state}; rolled back, nothing after it ran"
 
 
 def _line_column(text: str, position: int) -> tuple[int, int]:
@@ -593,10 +574,6 @@ def _line_column(text: str, position: int) -> tuple[int, int]:
     line = before.count("\n") + 1
     column = len(before) - (before.rfind("\n") + 1) + 1
     return line, column
-
-
-def _one_line(text: Any) -> str:
-    return " ".join(str(text).split())
 
 
 # ---------------------------------------------------------------- the connection
@@ -628,7 +605,7 @@ def _fetch_secret(secret_id: str) -> str:
         response = client.get_secret_value(SecretId=secret_id, VersionStage="AWSCURRENT")
     except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as error:
         raise ConnectionError_(
-            f"cannot read the secret {SECRET_ID_VARIABLE} names: {_one_line(error)}"
+            f"cannot read the secret {SECRET_ID_VARIABLE} names: {one_line(error)}"
         ) from None
     text = response.get("SecretString")
     if not isinstance(text, str):

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from naapdb import names
-from naapdb.connection import ConnectionError_, connect, redact
+from naapdb.connection import ConnectionError_, connect, one_line, redact
 
 if TYPE_CHECKING:
     import psycopg
@@ -271,8 +271,7 @@ def set_secret(client: Any, secret_id: str, token: str) -> None:
     except RotationError as error:
         raise RotationError(f"setSecret: {error}") from None
     except Exception as error:  # any driver error, redacted
-        message = " ".join(str(error).split())
-        raise RotationError(f"setSecret: {_safe(message, *secrets)}") from None
+        raise RotationError(f"setSecret: {_safe(one_line(error), *secrets)}") from None
     log.info("setSecret: %s has its new password", pending.username)
 
 
@@ -303,8 +302,7 @@ def probe_secret(client: Any, secret_id: str, token: str) -> None:
     except RotationError as error:
         raise RotationError(f"testSecret: {error}") from None
     except Exception as error:  # e.g. the identity role is missing
-        message = " ".join(str(error).split())
-        raise RotationError(f"testSecret: {_safe(message, pending.password)}") from None
+        raise RotationError(f"testSecret: {_safe(one_line(error), pending.password)}") from None
     assert row is not None
     user, member, reaches_schema = row
     if user != pending.username:

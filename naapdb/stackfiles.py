@@ -8,22 +8,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from naapdb.errors import ConfigError
+from naapdb.project import PROJECT_FILE, find_project_root, project_value, read_yaml
 from naapdb.settings import NAMESPACE, SECRET, StackSettings, parse_settings
-
-PROJECT_FILE = "Pulumi.yaml"
-
-
-def find_project_root(start: Path | None = None) -> Path:
-    """The nearest directory holding `Pulumi.yaml`, from `start` (the current
-    directory) upwards, else the checkout this package lives in."""
-    here = (start or Path.cwd()).resolve()
-    for directory in (here, *here.parents):
-        if (directory / PROJECT_FILE).is_file():
-            return directory
-    return Path(__file__).resolve().parent.parent
 
 
 def stack_file(root: Path, stack: str) -> Path:
@@ -49,8 +36,8 @@ def read_raw_config(root: Path, stack: str) -> dict[str, Any]:
             name = _own_key(str(key))
             if name is None:
                 continue
-            if source.name == PROJECT_FILE and isinstance(value, Mapping):
-                value = value.get("value", value.get("default"))
+            if source.name == PROJECT_FILE:
+                value = project_value(value)
             raw[name] = _decode(value)
     return raw
 
@@ -79,12 +66,7 @@ def _decode(value: Any) -> Any:
 
 
 def _load_yaml(path: Path) -> Mapping[str, Any]:
-    try:
-        document = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(str(path), "not found; run from the naap-db checkout") from None
-    except yaml.YAMLError as error:
-        raise ConfigError(str(path), f"is not valid YAML: {error}".replace("\n", " ")) from None
+    document = read_yaml(path)
     if document is None:
         return {}
     if not isinstance(document, Mapping):

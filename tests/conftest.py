@@ -4,6 +4,7 @@ that make an accidental real side effect fail loudly."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -98,10 +99,11 @@ def fresh_pg(pg_clusters: ClusterFactory) -> Iterator[PgServer]:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _rotation_lambda_zip(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+def lambda_zip(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The prod program needs the rotation Lambda's zip (built by
     scripts/build-rotation-lambda.py); unless one is named, the suite points
-    NAAPDB_ROTATION_LAMBDA_ZIP at a stand-in in a temp dir, never in build/."""
+    NAAPDB_ROTATION_LAMBDA_ZIP at a stand-in in a temp dir, never in build/.
+    Yields the zip so named, for tests that set `lambdaArchive` themselves."""
     import os
     import zipfile
 
@@ -112,7 +114,7 @@ def _rotation_lambda_zip(tmp_path_factory: pytest.TempPathFactory) -> Iterator[N
             with zipfile.ZipFile(stand_in, "w") as archive:
                 archive.writestr("naapdb/__init__.py", "")
             patch.setenv(variable, str(stand_in))
-        yield
+        yield Path(os.environ[variable])
 
 
 @pytest.fixture

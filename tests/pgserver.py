@@ -16,7 +16,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -118,6 +118,18 @@ class PgServer:
         """Run SQL as the superuser (several statements allowed)."""
         with psycopg.connect(self.conninfo(dbname), autocommit=True) as connection:
             connection.execute(sql)  # type: ignore[arg-type]
+
+    def set_passwords(self, passwords: Mapping[str, str], dbname: str = names.DATABASE) -> None:
+        """Give each role (key) its password (value), as the superuser."""
+        from psycopg import sql
+
+        with psycopg.connect(self.conninfo(dbname), autocommit=True) as connection:
+            for role, password in passwords.items():
+                connection.execute(
+                    sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+                        sql.Identifier(role), sql.Literal(password)
+                    )
+                )
 
     def create_database(self, dbname: str = names.DATABASE) -> None:
         with psycopg.connect(self.conninfo("postgres"), autocommit=True) as connection:

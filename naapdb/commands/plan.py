@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
+
+from naapdb.commands import add_project_argument
 
 FORMATS = ("text", "json", "sql")
 
@@ -13,12 +14,7 @@ FORMATS = ("text", "json", "sql")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stack", required=True, help="stack name, e.g. dev or prod")
     parser.add_argument("--format", choices=FORMATS, default="text")
-    parser.add_argument(
-        "--project",
-        type=Path,
-        default=None,
-        help="directory of Pulumi.yaml (default: found upwards)",
-    )
+    add_project_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:

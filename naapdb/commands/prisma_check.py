@@ -8,6 +8,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from naapdb.commands import add_project_argument
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -19,12 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="read the catalogue from Pulumi.STACK.yaml (default: $NAAPDB_STACK, else "
         "the catalogue of Pulumi.yaml, which every stack inherits)",
     )
-    parser.add_argument(
-        "--project",
-        type=Path,
-        default=None,
-        help="directory of Pulumi.yaml (default: found upwards)",
-    )
+    add_project_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:

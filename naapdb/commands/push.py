@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from naapdb.commands import add_project_argument
+
 if TYPE_CHECKING:
     from naapdb.catalog import Catalog
     from naapdb.push import Applied
@@ -42,20 +44,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--dry-run", action="store_true", help="list what would run; change nothing"
     )
-    parser.add_argument(
-        "--project",
-        type=Path,
-        default=None,
-        help="directory of Pulumi.yaml (default: found upwards)",
-    )
+    add_project_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     import os
 
     from naapdb import push
+    from naapdb.project import find_project_root
 
-    root = args.project or push.project_root()
+    root = args.project or find_project_root()
     stack = args.stack or os.environ.get(push.STACK_VARIABLE) or None
     mode, source_dir, prisma_dir = "sql", push.DEFAULT_SOURCE, None
     if stack:
@@ -95,7 +93,7 @@ def _sql(source: Path, catalog: Catalog, dry_run: bool) -> int:
     import psycopg
 
     from naapdb import push
-    from naapdb.connection import connect, redact
+    from naapdb.connection import connect, one_line, redact
 
     started = time.perf_counter()
     try:
@@ -118,7 +116,7 @@ def _sql(source: Path, catalog: Catalog, dry_run: bool) -> int:
     except push.PushError as error:
         return _stop(str(error))
     except psycopg.Error as error:
-        return _stop(redact(" ".join(str(error).split()), url))
+        return _stop(redact(one_line(error), url))
     if dry_run:
         for migration in result.pending:
             print(f"would apply {migration.label}")

@@ -24,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from naapdb.connection import redact
+    from naapdb.connection import one_line, redact
     from naapdb.rotate import RotationError, quiet_aws_logs, rotate_now, secrets_client
 
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
         )
         return 1
     except (BotoCoreError, ClientError) as error:
-        print(f"error: {redact(' '.join(str(error).split()))}", file=sys.stderr)
+        print(f"error: {redact(one_line(error))}", file=sys.stderr)
         return 2
     print(
         f"{args.secret_id}: AWSCURRENT is now {result.username} (version {result.version}); "

@@ -10,7 +10,8 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
+
+from naapdb.commands import add_project_argument
 
 FORMATS = ("text", "json")
 
@@ -18,19 +19,14 @@ FORMATS = ("text", "json")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stack", required=True, help="stack name, e.g. dev or prod")
     parser.add_argument("--format", choices=FORMATS, default="text")
-    parser.add_argument(
-        "--project",
-        type=Path,
-        default=None,
-        help="directory of Pulumi.yaml (default: found upwards)",
-    )
+    add_project_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     import psycopg
 
     from naapdb import verify
-    from naapdb.connection import ConnectionError_, connect, database_url, redact
+    from naapdb.connection import ConnectionError_, connect, database_url, one_line, redact
     from naapdb.stackfiles import load_stack_settings
 
     settings = load_stack_settings(args.stack, args.project)
@@ -40,8 +36,8 @@ def run(args: argparse.Namespace) -> int:
         try:
             report = verify.verify(connection, settings.plan)
         except psycopg.Error as error:
-            message = " ".join(str(error).split())
-            raise ConnectionError_(f"cannot read the catalog: {redact(message, url)}") from None
+            message = redact(one_line(error), url)
+            raise ConnectionError_(f"cannot read the catalog: {message}") from None
         except verify.WrongDatabase as error:
             raise ConnectionError_(str(error)) from None
     elapsed = time.perf_counter() - started

@@ -6,7 +6,6 @@ and what removing a plugin from the catalogue declares."""
 from __future__ import annotations
 
 import itertools
-import zipfile
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -47,15 +46,6 @@ STACKS = ("dev", "prod")
 PLANS = {stack: load_stack_settings(stack, ROOT).plan for stack in STACKS}
 PROJECT = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
 CATALOGUE: list[dict[str, Any]] = PROJECT["config"]["naap-db:plugins"]["value"]
-
-
-@pytest.fixture(scope="module")
-def lambda_zip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A stand-in for the rotation Lambda's archive prod's credentials need."""
-    path = tmp_path_factory.mktemp("lambda") / "rotation-lambda.zip"
-    with zipfile.ZipFile(path, "w") as archive:
-        archive.writestr("naapdb/__init__.py", "")
-    return path
 
 
 def overrides(stack: str, lambda_zip: Path, **extra: Any) -> dict[str, Any]:

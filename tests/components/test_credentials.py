@@ -6,7 +6,6 @@ Lambda, its rights and the rotation schedules."""
 from __future__ import annotations
 
 import json
-import os
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -49,12 +48,6 @@ def prod_credentials(**extra: Any) -> dict[str, Any]:
     """Prod's own `naap-db:credentials` with `extra` keys."""
     stack = yaml.safe_load((ROOT / "Pulumi.prod.yaml").read_text())
     return {"naap-db:credentials": {**stack["config"]["naap-db:credentials"], **extra}}
-
-
-@pytest.fixture(scope="module")
-def lambda_zip() -> Path:
-    """The stand-in zip the suite names in NAAPDB_ROTATION_LAMBDA_ZIP (conftest)."""
-    return Path(os.environ[ARCHIVE_VARIABLE])
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import shutil
 import sys
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -39,14 +38,6 @@ def push_override(**push: Any) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def dev() -> Run:
     return harness.run_program("dev")
-
-
-@pytest.fixture(scope="module")
-def lambda_zip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("lambda") / "rotation-lambda.zip"
-    with zipfile.ZipFile(path, "w") as archive:
-        archive.writestr("naapdb/__init__.py", "")
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import zipfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -584,13 +583,12 @@ def test_whole_dev_program_keeps_the_admin_password_secret(run_stack: Any) -> No
         assert provider.is_secret("password")
 
 
-def test_whole_prod_program_needs_no_superuser(run_stack: Any, tmp_path: Path) -> None:
+def test_whole_prod_program_needs_no_superuser(run_stack: Any, lambda_zip: Path) -> None:
     """The RDS master is not a superuser: nothing may rely on being one."""
-    archive = tmp_path / "rotation-lambda.zip"  # a stand-in for the built Lambda
-    with zipfile.ZipFile(archive, "w") as zipped:
-        zipped.writestr("naapdb/__init__.py", "")
     credentials = json.loads(harness.stack_config("prod")[0]["naap-db:credentials"])
-    run = run_stack("prod", {"naap-db:credentials": {**credentials, "lambdaArchive": str(archive)}})
+    run = run_stack(
+        "prod", {"naap-db:credentials": {**credentials, "lambdaArchive": str(lambda_zip)}}
+    )
     assert [p.inputs["superuser"] for p in run.of_type(PROVIDER)] == ["false"]
     superuser_only = ("superuser", "replication", "bypassRowLevelSecurity")
     for role in run.of_type("postgresql:index/role:Role"):

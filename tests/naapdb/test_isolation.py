@@ -208,13 +208,7 @@ def prepare(server: PgServer, plan: AccessPlan) -> dict[str, str]:
     objects as naap_owner (through the migrator); returns the passwords."""
     server.execute(plan_to_sql(plan))
     passwords = {role.name: secrets.token_urlsafe(18) for role in plan.login_roles}
-    with server.connect() as admin:
-        for login, password in passwords.items():
-            admin.execute(
-                sql.SQL("ALTER ROLE {} PASSWORD {}").format(
-                    sql.Identifier(login), sql.Literal(password)
-                )
-            )
+    server.set_passwords(passwords)
     migrator = plan.logins_of(names.MIGRATOR)[0]
     with server.connect(user=migrator, password=passwords[migrator]) as connection:
         connection.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(names.OWNER)))

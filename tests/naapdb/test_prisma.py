@@ -16,7 +16,6 @@ from urllib.parse import quote
 
 import psycopg
 import pytest
-from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
 from naapdb import names, prisma
@@ -378,12 +377,7 @@ def _apply_plan(server: PgServer) -> str:
     from naapdb.sql import plan_to_sql
 
     server.execute(plan_to_sql(load_stack_settings("dev", ROOT).plan))
-    with server.connect() as connection:
-        connection.execute(
-            sql.SQL("ALTER ROLE {} PASSWORD {}").format(
-                sql.Identifier(names.MIGRATOR), sql.Literal(MIGRATOR_PASSWORD)
-            )
-        )
+    server.set_passwords({names.MIGRATOR: MIGRATOR_PASSWORD})
     return (
         f"postgresql://{names.MIGRATOR}:{quote(MIGRATOR_PASSWORD, safe='')}"
         f"@{server.host}:{server.port}/{names.DATABASE}?sslmode=disable"

@@ -19,7 +19,6 @@ from urllib.parse import quote
 
 import psycopg
 import pytest
-from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
 from naapdb import names
@@ -361,19 +360,16 @@ def database(cluster: PgServer) -> Database:
 
     cluster.create_database()
     cluster.execute(plan_to_sql(SETTINGS.plan))
-    with psycopg.connect(cluster.conninfo(), autocommit=True) as connection:
-        connection.execute(
-            sql.SQL("ALTER ROLE {} PASSWORD {}").format(
-                sql.Identifier(names.MIGRATOR), sql.Literal(MIGRATOR_PASSWORD)
-            )
-        )
-        for role in SETTINGS.plan.login_roles:
-            if role.name != names.MIGRATOR:
-                connection.execute(
-                    sql.SQL("ALTER ROLE {} PASSWORD {}").format(
-                        sql.Identifier(role.name), sql.Literal(LOGIN_PASSWORD)
-                    )
-                )
+    cluster.set_passwords(
+        {
+            names.MIGRATOR: MIGRATOR_PASSWORD,
+            **{
+                role.name: LOGIN_PASSWORD
+                for role in SETTINGS.plan.login_roles
+                if role.name != names.MIGRATOR
+            },
+        }
+    )
     # Built here, every part quoted: the password holds URL delimiters.
     url = (
         f"postgresql://{names.MIGRATOR}:{quote(MIGRATOR_PASSWORD, safe='')}"

@@ -25,7 +25,6 @@ import boto3
 import psycopg
 import pytest
 from moto import mock_aws
-from psycopg import sql
 
 from naapdb import rotate
 from naapdb.__main__ import main
@@ -120,13 +119,7 @@ def deployed(fresh_pg: PgServer, aws: Any) -> Deployment:
     plan = build_plan(load_stack_settings("prod", ROOT).catalog, Rotation.ALTERNATING)
     fresh_pg.execute(plan_to_sql(plan))
     passwords = {role.name: secrets.token_hex(20) for role in plan.login_roles}
-    with fresh_pg.connect() as connection:
-        for login, password in passwords.items():
-            connection.execute(
-                sql.SQL("ALTER ROLE {} PASSWORD {}").format(
-                    sql.Identifier(login), sql.Literal(password)
-                )
-            )
+    fresh_pg.set_passwords(passwords)
     master = aws.create_secret(
         Name="rds!db-test",
         SecretString=json.dumps(

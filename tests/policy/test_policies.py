@@ -19,7 +19,6 @@ import re
 import runpy
 import subprocess
 import sys
-import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -273,10 +272,7 @@ class StackRuns:
 
 
 @pytest.fixture(scope="module")
-def stacks(tmp_path_factory: pytest.TempPathFactory) -> StackRuns:
-    lambda_zip = tmp_path_factory.mktemp("lambda") / "rotation-lambda.zip"
-    with zipfile.ZipFile(lambda_zip, "w") as archive:
-        archive.writestr("naapdb/__init__.py", "")
+def stacks(lambda_zip: Path) -> StackRuns:
     return StackRuns(lambda_zip)
 
 
