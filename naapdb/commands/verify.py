@@ -26,11 +26,14 @@ def run(args: argparse.Namespace) -> int:
     import psycopg
 
     from naapdb import verify
-    from naapdb.connection import ConnectionError_, connect, database_url, one_line, redact
+    from naapdb.connection import ConnectionError_, connect, one_line, redact
+    from naapdb.push import resolve_database_url
     from naapdb.stackfiles import load_stack_settings
 
     settings = load_stack_settings(args.stack, args.project)
-    url = database_url()
+    # In prod the logins rotate: NAAPDB_DATABASE_SECRET_ID (e.g. naap_readonly's
+    # secret) follows AWSCURRENT where a fixed DATABASE_URL would go stale.
+    url = resolve_database_url()
     started = time.perf_counter()
     with connect(url, autocommit=True) as connection:
         try:

@@ -507,7 +507,9 @@ def test_errors_exit_2_in_one_line_without_the_password(
 
     monkeypatch.delenv("DATABASE_URL")
     assert main(["verify", "--stack", "dev"]) == 2
-    assert capsys.readouterr().err.startswith("error: DATABASE_URL is not set")
+    assert capsys.readouterr().err.startswith(
+        "error: neither DATABASE_URL nor NAAPDB_DATABASE_SECRET_ID"
+    )
 
     monkeypatch.setenv("DATABASE_URL", fresh_pg.url(dbname="postgres"))
     assert main(["verify", "--stack", "dev"]) == 2
