@@ -1,29 +1,58 @@
 """The access model in the database: every role, membership, schema, grant,
 default privilege and `PUBLIC` revocation of the access plan
 (`naapdb.plan`), declared with pulumi-postgresql through the server's admin
-provider, one resource per plan item.
+provider, one resource per plan item (memberships: one entry of a Role's
+`roles`).
 
 `DatabaseAccess` holds what belongs to the whole database: `naap_owner`,
-the login identities and their `_a`/`_b` logins, their memberships in
-`naap_owner` or their identity, CONNECT on the database, the revocation of
-PUBLIC's rights on it, and the revocation of PUBLIC's EXECUTE on functions
-naap_owner creates. One `SchemaAccess` per schema holds the schema itself,
-its `_rw`/`_ro` group roles, the memberships into them, the grants on the
-schema and its objects, the default privileges, and PUBLIC's revocation on
-it.
+the login identities and their `_a`/`_b` logins (each Role naming the groups
+it is a member of), CONNECT on the database, the revocation of PUBLIC's
+rights on it, and the revocation of PUBLIC's EXECUTE on functions naap_owner
+creates. One `SchemaAccess` per schema holds the schema itself, its
+`_rw`/`_ro` group roles, USAGE on the schema, the default privileges, and
+PUBLIC's revocation on it.
+
+What one plugin costs (single rotation / alternating): the SchemaAccess
+component, the Schema, 3 / 5 Roles (`_rw`, `_ro`, `naap_<plugin>`, and its
+`_a`/`_b`), CONNECT for the identity, USAGE for `_rw` and `_ro`, PUBLIC's
+revocation on the schema, 5 DefaultPrivileges (tables, sequences, functions
+for `_rw`; tables, sequences for `_ro`): 14 / 16 here, plus one password (and
+under alternating rotation the identity's secret, its version and its
+rotation schedule) in `components/credentials.py` and `rotation.py`.
 
 Data safety, decided in `_Declarer.options` only: schemas are always
 `retain_on_delete` (and `drop_cascade=False`), and in a production stack
 schemas and roles are protected. Removing a plugin from the catalogue
-removes its SchemaAccess children and its identity, nothing else: the
-schema, and so its tables, stays (owned by naap_owner). Its roles own
-nothing (naap_owner owns every object), so the provider's REASSIGN OWNED /
-DROP OWNED before DROP ROLE has nothing to move and the drop cannot loop on
-"some objects depend on it"; roles are not retained, since a role left
-behind would make adding the plugin back fail on "role already exists".
+removes its SchemaAccess children and its identity, and takes its groups out
+of the `roles` of `naap_app`, `naap_readonly` and its readers, nothing
+else: the schema, and so its tables, stays (owned by naap_owner). Its roles
+own nothing (naap_owner owns every object), so the provider's REASSIGN
+OWNED / DROP OWNED before DROP ROLE has nothing to move and the drop cannot
+loop on "some objects depend on it"; roles are not retained, since a role
+left behind would make adding the plugin back fail on "role already exists".
 
 Decisions the code below relies on:
 
+- Memberships are the member Role's `roles` input, not one `GrantRole` per
+  membership: the provider reads a role's memberships back from
+  `pg_auth_members` and revokes any it was not given, so a membership
+  granted by hand (`GRANT naap_owner TO naap_wallet`) shows as drift in
+  `pulumi preview` and is taken back by `pulumi up`; a `GrantRole` never
+  notices memberships besides its own. The entries are the group Role
+  resources' `name` outputs, so a member is created after its groups.
+- No `GRANT ... ON ALL TABLES/SEQUENCES/FUNCTIONS IN SCHEMA`: naap_owner
+  creates every object of a naap schema (the push runs `SET LOCAL ROLE
+  naap_owner`, prisma mode `-c role=naap_owner`), so the DefaultPrivileges
+  give each object its rights at creation. Those grants only re-granted what
+  the defaults had given, at five resources per plugin and a catalog scan
+  per resource on every refresh; `verify` checks every existing object's
+  ACL against the defaults (`AccessPlan.object_privileges`).
+- Under alternating rotation only `<identity>_a` gets a password from
+  Pulumi; `<identity>_b` is LOGIN without one (no password authentication
+  succeeds) until the first rotation's setSecret sets it. Both ignore
+  password changes: rotation owns them, and with a superuser admin the
+  provider reads the stored verifier back, which without `ignore_changes`
+  would make `pulumi up` clear the password rotation gave `_b`.
 - `public` (PostgreSQL 15+, owned by `pg_database_owner`): a `Schema`
   resource named `public` with `owner=naap_owner` and `if_not_exists=True`
   adopts the existing schema (the provider sees it exists and runs only
@@ -59,7 +88,6 @@ from naapdb.plan import (
     AccessPlan,
     DefaultPrivilege,
     Grant,
-    Membership,
     Revocation,
     Role,
     Rotation,
@@ -71,7 +99,8 @@ ACCESS_TYPE = "naap:database:DatabaseAccess"
 SCHEMA_ACCESS_TYPE = "naap:database:SchemaAccess"
 
 # Rotation (alternating) changes login passwords after creation: `pulumi up`
-# must not put back the password it first generated.
+# must not put back the password it first generated (`_a`), nor clear the
+# one rotation gave the login it created without one (`_b`).
 ROTATED_PASSWORD = ["password"]
 # The grantee pulumi-postgresql takes for PUBLIC.
 PUBLIC_GRANTEE = "public"
@@ -85,22 +114,21 @@ class Scope:
 
     schema: SchemaPlan | None
     roles: tuple[Role, ...] = ()
-    memberships: tuple[Membership, ...] = ()
     grants: tuple[Grant, ...] = ()
     default_privileges: tuple[DefaultPrivilege, ...] = ()
     revocations: tuple[Revocation, ...] = ()
 
 
 def scopes(plan: AccessPlan) -> dict[str | None, Scope]:
-    """Split the plan by schema: a role by the schema it serves, a membership
-    by its group's schema, grants, default privileges and revocations by their
-    schema; everything else (key None) belongs to the database."""
+    """Split the plan by schema: a role by the schema it serves, grants,
+    default privileges and revocations by their schema; everything else (key
+    None) belongs to the database. Memberships go with their member's Role
+    (`groups_of`)."""
     by_name = {schema.name: schema for schema in plan.schemas}
     keys: list[str | None] = [None, *by_name]
     # Each kind of item is split in one pass (a scan per schema would make
     # the program quadratic in the catalogue).
     roles = _by_schema(plan.roles, lambda role: role.schema)
-    memberships = _by_schema(plan.memberships, lambda m: plan.role(m.group).schema)
     grants = _by_schema(plan.grants, lambda grant: grant.schema)
     defaults = _by_schema(plan.default_privileges, lambda d: d.schema)
     revocations = _by_schema(plan.revocations, lambda revocation: revocation.schema)
@@ -108,13 +136,21 @@ def scopes(plan: AccessPlan) -> dict[str | None, Scope]:
         key: Scope(
             schema=by_name[key] if key else None,
             roles=tuple(roles.get(key, ())),
-            memberships=tuple(memberships.get(key, ())),
             grants=tuple(grants.get(key, ())),
             default_privileges=tuple(defaults.get(key, ())),
             revocations=tuple(revocations.get(key, ())),
         )
         for key in keys
     }
+
+
+def groups_of(plan: AccessPlan) -> dict[str, tuple[str, ...]]:
+    """Member -> the groups it is a member of, in the plan's order: the
+    `roles` input of the member's Role."""
+    grouped: dict[str, list[str]] = {}
+    for membership in plan.memberships:
+        grouped.setdefault(membership.member, []).append(membership.group)
+    return {member: tuple(groups) for member, groups in grouped.items()}
 
 
 def _by_schema(
@@ -139,6 +175,10 @@ class _Declarer:
     production: bool
     alternating: bool
     passwords: Mapping[str, pulumi.Output[str]]
+    """Login -> its generated password (`Credentials.passwords`)."""
+    password_logins: frozenset[str]
+    """The logins Pulumi gives a password: the first login of each identity."""
+    groups_of: Mapping[str, Sequence[str]]
     roles: dict[str, postgresql.Role] = field(default_factory=dict)
     resources: list[pulumi.Resource] = field(default_factory=list)
 
@@ -172,12 +212,18 @@ class _Declarer:
         return [self.roles[name] for name in role_names if name != PUBLIC_GRANTEE]
 
     def role(self, prefix: str, parent: pulumi.Resource, role: Role) -> postgresql.Role:
-        password = self.passwords[role.name] if role.login else None
+        """The role, a member of its groups (declared before it: the entries
+        are their Role resources' `name` outputs, so the member depends on
+        them). A login gets its password unless it is an alternating
+        rotation's `_b`, which gets one from the first rotation."""
+        groups = [self.roles[group].name for group in self.groups_of.get(role.name, ())]
+        password = self.passwords[role.name] if role.name in self.password_logins else None
         resource = postgresql.Role(
             f"{prefix}-role-{role.name}",
             name=role.name,
             login=role.login,
             password=password,
+            roles=groups or None,
             inherit=True,
             superuser=False,
             create_database=False,
@@ -191,19 +237,6 @@ class _Declarer:
             ),
         )
         self.roles[role.name] = resource
-        self._add(resource)
-        return resource
-
-    def membership(
-        self, prefix: str, parent: pulumi.Resource, membership: Membership
-    ) -> postgresql.GrantRole:
-        resource = postgresql.GrantRole(
-            f"{prefix}-member-{membership.member}-of-{membership.group}",
-            role=membership.member,
-            grant_role=membership.group,
-            with_admin_option=False,
-            opts=self.options(parent, self._needs(membership.member, membership.group)),
-        )
         self._add(resource)
         return resource
 
@@ -226,15 +259,14 @@ class _Declarer:
     def grant(
         self, prefix: str, parent: pulumi.Resource, grant: Grant, after: Sequence[pulumi.Resource]
     ) -> postgresql.Grant:
+        # The plan grants on the database and on schemas only: objects get
+        # their rights from the default privileges (module docstring).
         resource = postgresql.Grant(
             f"{prefix}-grant-{grant.role}-{grant.object_type}",
             database=self.database,
             role=grant.role,
             object_type=grant.object_type,
             schema=grant.schema,
-            # An empty list means every object of the type in the schema,
-            # existing ones; later ones come from the default privileges.
-            objects=None if grant.object_type in ("database", "schema") else [],
             privileges=list(grant.privileges),
             with_grant_option=False,
             opts=self.options(parent, [*after, *self._needs(grant.role)]),
@@ -286,8 +318,8 @@ class _Declarer:
 
 class SchemaAccess(pulumi.ComponentResource):
     """One schema and everything that exists because of it: its group roles,
-    the memberships into them, its grants, default privileges and PUBLIC's
-    revocation. Children are named from this component's name."""
+    USAGE on it, its default privileges and PUBLIC's revocation. Children are
+    named from this component's name."""
 
     schema: postgresql.Schema
     roles: dict[str, postgresql.Role]
@@ -304,8 +336,6 @@ class SchemaAccess(pulumi.ComponentResource):
         first = len(declarer.resources)
         self.schema = declarer.schema(name, self, scope.schema)
         self.roles = {role.name: declarer.role(name, self, role) for role in scope.roles}
-        for membership in scope.memberships:
-            declarer.membership(name, self, membership)
         # One chain per schema (see the module docstring), starting after the
         # schema exists and is owned by naap_owner.
         last: pulumi.Resource = self.schema
@@ -350,22 +380,18 @@ class DatabaseAccess(pulumi.ComponentResource):
             production=settings.production,
             alternating=plan.rotation is Rotation.ALTERNATING,
             passwords=passwords,
+            password_logins=frozenset(role.name for role in plan.first_logins),
+            groups_of=groups_of(plan),
         )
         by_schema = scopes(plan)
         database = by_schema.pop(None)
-        # Roles of the whole database first: the schemas' memberships and
-        # default privileges depend on them.
+        # Roles that are members of nothing first (naap_owner: every schema
+        # and default privilege names it), then the schemas with their group
+        # roles, then the identities and logins, whose `roles` name those
+        # groups (an identity precedes its `_a`/`_b` in the plan).
         for role in database.roles:
-            declarer.role(name, self, role)
-        for membership in database.memberships:
-            declarer.membership(name, self, membership)
-        chain: list[pulumi.Resource] = []
-        for revocation in database.revocations:
-            chain = [declarer.revocation(name, self, revocation, chain)]
-        for grant in database.grants:
-            chain = [declarer.grant(name, self, grant, chain)]
-        for default in database.default_privileges:
-            declarer.default_privilege(name, self, default, [])
+            if role.name not in declarer.groups_of:
+                declarer.role(name, self, role)
         self.schemas = {
             schema.name: SchemaAccess(
                 f"{name}-{schema.name}",
@@ -375,6 +401,16 @@ class DatabaseAccess(pulumi.ComponentResource):
             )
             for schema in plan.schemas
         }
+        for role in database.roles:
+            if role.name in declarer.groups_of:
+                declarer.role(name, self, role)
+        chain: list[pulumi.Resource] = []
+        for revocation in database.revocations:
+            chain = [declarer.revocation(name, self, revocation, chain)]
+        for grant in database.grants:
+            chain = [declarer.grant(name, self, grant, chain)]
+        for default in database.default_privileges:
+            declarer.default_privilege(name, self, default, [])
         self.roles = declarer.roles
         self.resources = declarer.resources
         self.register_outputs(

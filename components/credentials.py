@@ -5,8 +5,12 @@ that hold each identity's current login.
 Each password's `keepers` hold its rotation epoch (`naap-db:credentials.epoch`
 for all roles, `naap-db:credentials.epochs.<role>` for one), so bumping an
 epoch and running `pulumi up` replaces that password and nothing else.
-Under alternating rotation Pulumi only sets the first passwords: afterwards
-the rotation Lambda owns them (`components/rotation.py`)."""
+Under alternating rotation Pulumi only sets the first password of each
+identity, its `_a` login's (the one its secret starts on): `_b` is created
+LOGIN without a password, so nobody can log in as it until the first
+rotation's setSecret gives it one. An idle login stays unusable until it is
+needed, and an identity costs one RandomPassword. Afterwards the rotation
+Lambda owns both passwords (`components/rotation.py`)."""
 
 from __future__ import annotations
 
@@ -27,12 +31,14 @@ PASSWORD_SPECIAL = False
 
 
 class Credentials(pulumi.ComponentResource):
-    """One `RandomPassword` per login role, and the URLs clients use."""
+    """One `RandomPassword` per identity's first login, and the URLs clients use."""
 
     passwords: dict[str, pulumi.Output[str]]
-    """Login role -> its password (secret)."""
+    """Login role -> its generated password (secret): every login under single
+    rotation, each identity's `_a` under alternating rotation."""
     connection_urls: pulumi.Output[dict[str, str]]
-    """Login role -> `postgresql://` URL with host, port, database and sslmode (secret)."""
+    """Login role -> `postgresql://` URL with host, port, database and sslmode
+    (secret), for the logins of `passwords`."""
     secret_arns: dict[str, pulumi.Output[str]]
     """Identity -> ARN of its Secrets Manager secret (alternating rotation only)."""
 
@@ -46,7 +52,7 @@ class Credentials(pulumi.ComponentResource):
         super().__init__("naap:database:Credentials", name, None, opts)
         credentials = settings.credentials
         self.passwords = {}
-        for role in settings.plan.login_roles:
+        for role in settings.plan.first_logins:
             password = random.RandomPassword(
                 f"{name}-{role.name}",
                 length=credentials.password_length,

@@ -8,8 +8,9 @@
   zip built by `scripts/build-rotation-lambda.py`) in the database's subnets,
   a member of the server's client security group (5432 to the database) and
   of its own group (HTTPS to Secrets Manager); an IAM role that may touch
-  these secrets and read the master secret, nothing else; the permission
-  for Secrets Manager to invoke it; and a `SecretRotation` per secret every
+  these secrets and read the master secret, nothing else; one permission
+  for Secrets Manager to invoke it for this stack's secrets (by name
+  pattern, in this account); and a `SecretRotation` per secret every
   `naap-db:credentials.rotationDays` days. Created after the roles exist,
   since Secrets Manager tests the rotation when it is switched on.
 """
@@ -252,15 +253,28 @@ class PasswordRotation(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[policy]),
         )
 
+        # One permission for the stack's secrets, not one per secret: a
+        # resource per identity is a resource per plugin (issue 8's budget
+        # is 20). Lambda compares SourceArn with StringLike, so the pattern
+        # admits Secrets Manager invoking it for secrets of this account and
+        # region named naap-db/<stack>/..., nothing else; what the function
+        # may then touch is still only these secrets (its role's policy
+        # lists their exact ARNs).
+        account = aws.get_caller_identity_output(
+            opts=pulumi.InvokeOutputOptions(parent=self)
+        ).account_id
+        permission = aws.lambda_.Permission(
+            f"{name}-invoke",
+            action="lambda:InvokeFunction",
+            function=function.name,
+            principal="secretsmanager.amazonaws.com",
+            source_account=account,
+            source_arn=pulumi.Output.all(partition.partition, region, account).apply(
+                lambda values: secrets_arn_pattern(values[0], values[1], values[2], settings.stack)
+            ),
+            opts=child,
+        )
         for identity in ordered:
-            permission = aws.lambda_.Permission(
-                f"{name}-invoke-{identity}",
-                action="lambda:InvokeFunction",
-                function=function.name,
-                principal="secretsmanager.amazonaws.com",
-                source_arn=secret_arns[identity],
-                opts=child,
-            )
             aws.secretsmanager.SecretRotation(
                 f"{name}-{identity}",
                 secret_id=secret_arns[identity],
@@ -275,6 +289,12 @@ class PasswordRotation(pulumi.ComponentResource):
             )
         self.function_arn = function.arn
         self.register_outputs({"function_arn": self.function_arn})
+
+
+def secrets_arn_pattern(partition: str, region: str, account: str, stack: str) -> str:
+    """The ARNs of every identity secret of a stack (`secret_name` plus the
+    six characters Secrets Manager appends), as a StringLike pattern."""
+    return f"arn:{partition}:secretsmanager:{region}:{account}:secret:{secret_name(stack, '*')}"
 
 
 def rotation_policy(secret_arns: Sequence[str], master_arn: str) -> str:

@@ -2,6 +2,16 @@
 `PUBLIC` revocation the access model of DESIGN.md asks for, computed once
 from the catalogue as plain frozen data.
 
+Rights on tables, sequences and functions are default privileges only
+(`ALTER DEFAULT PRIVILEGES FOR ROLE naap_owner IN SCHEMA ...`), never
+`GRANT ... ON ALL TABLES IN SCHEMA`: every object of a naap schema is created
+by `naap_owner` (the push runs `SET LOCAL ROLE naap_owner`, prisma mode
+`-c role=naap_owner`), so the defaults give it its rights at creation. The
+ALL-IN-SCHEMA grants only re-granted what the defaults had given, cost five
+resources per plugin and a catalog scan per resource on every refresh.
+`AccessPlan.object_privileges` says what the defaults give, so `verify` still
+checks every existing object's ACL against it.
+
 The Pulumi components declare resources from this plan, `plan --format sql`
 prints it, `verify` compares a live database with it, and the tests hold all
 three to it: one source of truth, in deterministic order (the catalogue's).
@@ -63,8 +73,8 @@ class Membership:
 
 @dataclass(frozen=True)
 class Grant:
-    """Privileges of a role on the database (`schema` None), on a schema, or
-    on all existing tables/sequences/functions of a schema."""
+    """Privileges of a role on the database (`schema` None) or on a schema.
+    Objects in a schema get theirs from `DefaultPrivilege`s (module docstring)."""
 
     role: str
     object_type: str
@@ -117,9 +127,15 @@ class AccessPlan:
     default_privileges: tuple[DefaultPrivilege, ...]
     revocations: tuple[Revocation, ...]
     _by_name: dict[str, Role] = field(default_factory=dict, repr=False, compare=False)
+    _object_rights: dict[str, dict[tuple[str, str], tuple[str, ...]]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         self._by_name.update({role.name: role for role in self.roles})
+        # Indexed once: verify and the text output ask per schema, and a scan
+        # of every default privilege per schema would be quadratic.
+        self._object_rights.update(_object_rights(self.schemas, self.default_privileges))
 
     def role(self, name: str) -> Role:
         """The role named `name` (KeyError if the plan has none)."""
@@ -129,6 +145,16 @@ class AccessPlan:
     def login_roles(self) -> tuple[Role, ...]:
         """Roles that log in: each gets a generated password."""
         return tuple(role for role in self.roles if role.login)
+
+    @property
+    def first_logins(self) -> tuple[Role, ...]:
+        """The first login of each identity (`logins_of(identity)[0]`): the
+        logins `pulumi up` gives a generated password. Under alternating
+        rotation that is `<identity>_a`; `<identity>_b` is created LOGIN
+        without a password (PostgreSQL refuses password authentication for
+        it) until the first rotation's setSecret gives it one."""
+        first = {self.logins_of(identity)[0] for identity in self.identities}
+        return tuple(role for role in self.login_roles if role.name in first)
 
     @property
     def identities(self) -> tuple[str, ...]:
@@ -143,8 +169,15 @@ class AccessPlan:
         return (identity,)
 
     def grants_in(self, schema: str) -> Iterator[Grant]:
-        """Grants on a schema and its objects."""
+        """Grants on a schema (its objects get theirs from default privileges)."""
         return (grant for grant in self.grants if grant.schema == schema)
+
+    def object_privileges(self, schema: str) -> dict[tuple[str, str], tuple[str, ...]]:
+        """(role, object type) -> the privileges every table, sequence or
+        function of `schema` holds: what the default privileges of the
+        schema's owner give an object when the owner creates it (in the
+        schema, or in any schema). Empty for a schema without rights."""
+        return dict(self._object_rights.get(schema, {}))
 
 
 IDENTITY_PURPOSES = frozenset({"migrator", "plugin", "app", "readonly"})
@@ -215,10 +248,8 @@ def _grants(schemas: tuple[SchemaPlan, ...], identities: list[str]) -> Iterator[
     for identity in identities:
         yield Grant(identity, "database", ("CONNECT",))
     for schema in schemas:
-        for role, privileges in _group_rights(schema):
+        for role, _ in _group_rights(schema):
             yield Grant(role, "schema", ("USAGE",), schema.name)
-            for object_type, object_privileges in privileges.items():
-                yield Grant(role, object_type, object_privileges, schema.name)
 
 
 def _default_privileges(schemas: tuple[SchemaPlan, ...]) -> Iterator[DefaultPrivilege]:
@@ -229,6 +260,29 @@ def _default_privileges(schemas: tuple[SchemaPlan, ...]) -> Iterator[DefaultPriv
         for role, privileges in _group_rights(schema):
             for object_type, object_privileges in privileges.items():
                 yield DefaultPrivilege(role, object_type, object_privileges, schema.name)
+
+
+def _object_rights(
+    schemas: tuple[SchemaPlan, ...], defaults: tuple[DefaultPrivilege, ...]
+) -> dict[str, dict[tuple[str, str], tuple[str, ...]]]:
+    """Per schema, what its owner's default privileges give each object."""
+    owner_of = {schema.name: schema.owner for schema in schemas}
+    rights: dict[str, dict[tuple[str, str], tuple[str, ...]]] = {s.name: {} for s in schemas}
+    global_defaults = [d for d in defaults if d.schema is None and d.privileges]
+    for schema in schemas:
+        for default in global_defaults:
+            if default.owner == schema.owner:
+                _add_rights(rights[schema.name], default)
+    for default in defaults:
+        if default.schema is not None and default.owner == owner_of.get(default.schema):
+            _add_rights(rights[default.schema], default)
+    return rights
+
+
+def _add_rights(rights: dict[tuple[str, str], tuple[str, ...]], default: DefaultPrivilege) -> None:
+    key = (default.role, default.object_type)
+    held = rights.get(key, ())
+    rights[key] = held + tuple(p for p in default.privileges if p not in held)
 
 
 def _group_rights(schema: SchemaPlan) -> list[tuple[str, dict[str, tuple[str, ...]]]]:

@@ -38,7 +38,9 @@ def plan_to_json(plan: AccessPlan) -> str:
 
 
 def plan_to_text(plan: AccessPlan) -> str:
-    """One table per schema (who may do what), then the roles."""
+    """One table per schema (who may do what: USAGE on the schema, and the
+    rights naap_owner's default privileges give every table, sequence and
+    function in it), then the roles."""
     lines = [f"database {plan.database}  (rotation: {plan.rotation.value})", ""]
     # Indexed once, so the text stays linear in the catalogue (a scan of every
     # grant per schema and of every membership per role is quadratic).
@@ -53,14 +55,12 @@ def plan_to_text(plan: AccessPlan) -> str:
     for schema in plan.schemas:
         owner_note = f"plugin {schema.plugin}" if schema.plugin else "platform"
         lines.append(f"schema {schema.name}  ({owner_note}, owner {schema.owner})")
-        grants = grants_by_schema.get(schema.name, [])
-        if not grants:
+        rows = _rights_rows(grants_by_schema.get(schema.name, []), plan, schema.name)
+        if not rows:
             lines.append("  no rights for any plugin role")
-        width = max((len(grant.role) for grant in grants), default=0)
-        for grant in grants:
-            lines.append(
-                f"  {grant.role:<{width}}  {grant.object_type:<9} {', '.join(grant.privileges)}"
-            )
+        width = max((len(grantee) for grantee, _, _ in rows), default=0)
+        for grantee, object_type, privileges in rows:
+            lines.append(f"  {grantee:<{width}}  {object_type:<9} {', '.join(privileges)}")
         for group in (schema.rw_role, schema.ro_role):
             if group:
                 lines.append(f"  {group} members: {', '.join(members_of.get(group, [])) or '-'}")
@@ -75,4 +75,24 @@ def plan_to_text(plan: AccessPlan) -> str:
         )
     connect = [g.role for g in plan.grants if g.object_type == "database"]
     lines += ["", f"database {names.DATABASE}: CONNECT to {', '.join(connect)}; PUBLIC revoked"]
+    lines.append(
+        "tables, sequences and functions: rights from the default privileges of "
+        f"{names.OWNER}, which creates them all"
+    )
     return "\n".join(lines) + "\n"
+
+
+def _rights_rows(
+    grants: list[Grant], plan: AccessPlan, schema: str
+) -> list[tuple[str, str, tuple[str, ...]]]:
+    """(role, object type, privileges) on a schema and on its objects, each
+    role's rows together in the plan's order."""
+    rows = [(grant.role, grant.object_type, grant.privileges) for grant in grants]
+    rows += [
+        (role, object_type, privileges)
+        for (role, object_type), privileges in plan.object_privileges(schema).items()
+    ]
+    order: dict[str, int] = {}
+    for role, _, _ in rows:
+        order.setdefault(role, len(order))
+    return sorted(rows, key=lambda row: order[row[0]])

@@ -12,7 +12,10 @@ current, so the password clients hold is never the one being changed:
   (`get_random_password`, letters and digits only: URL- and libpq-safe);
 - setSecret: `ALTER ROLE other PASSWORD ...` as the master user (its
   credentials from the secret `masterarn` names), sending a verifier computed
-  by libpq, so the password itself never reaches the server or its log;
+  by libpq, so the password itself never reaches the server or its log. The
+  other login may never have had a password: `pulumi up` creates `_b`
+  without one (it cannot log in until it is needed), so the first rotation
+  of an identity is what gives `_b` its first password;
 - testSecret: connect as AWSPENDING and check it is that login, a member of
   its identity, with USAGE on a schema;
 - finishSecret: move AWSCURRENT to the pending version (Secrets Manager
@@ -243,12 +246,15 @@ def create_secret(client: Any, secret_id: str, token: str) -> None:
 
 
 def set_secret(client: Any, secret_id: str, token: str) -> None:
-    """Give the pending login its password, as the master user."""
+    """Give the pending login its password, as the master user (also when it
+    has none yet: `_b` before the identity's first rotation)."""
     from psycopg import sql
 
     current = _get(client, secret_id, CURRENT)
     pending = _get(client, secret_id, PENDING, token)
     _check_pending(current, pending, secret_id)
+    # Idempotency: done if the pending password works already. A login with
+    # no password at all (`_b` never rotated) fails this like a wrong one.
     if _can_log_in(pending):
         log.info("setSecret: %s already logs in with the pending password", pending.username)
         return

@@ -482,7 +482,11 @@ def parse_credentials(raw: Any, default_rotation: Rotation) -> CredentialSetting
 
 
 def _check_epoch_roles(settings: StackSettings) -> None:
-    known = {role.name for role in settings.plan.login_roles} | set(settings.plan.identities)
+    plan = settings.plan
+    # Epochs feed the generated passwords' keepers: those of each identity's
+    # first login. `<identity>_b` (alternating) has none; rotation sets it.
+    known = {role.name for role in plan.first_logins} | set(plan.identities)
+    idle = {role.name for role in plan.login_roles} - known
     server = settings.server
     if isinstance(server, ContainerServer):
         known.add(server.admin_user)  # the container's generated admin password
@@ -496,6 +500,12 @@ def _check_epoch_roles(settings: StackSettings) -> None:
                     if isinstance(server, RdsServer)
                     else f"change it on the server and in {NAMESPACE}:{ADMIN_PASSWORD_KEY}"
                 ),
+            )
+        if role in idle:
+            raise ConfigError(
+                f"{NAMESPACE}:credentials.epochs.{role}",
+                "this login gets its password from rotation, never from Pulumi; rotate its "
+                "identity's secret instead (python -m naapdb rotate --secret-id ...)",
             )
         if role not in known:
             raise ConfigError(

@@ -6,6 +6,11 @@ Run by a superuser on the empty database `naap`, the script leaves the roles
 pulumi-postgresql. It is for a DBA to review and for the tests, which apply
 it to a real server and probe every role's rights.
 
+Tables, sequences and functions get their rights from the default
+privileges only, never from `GRANT ... ON ALL TABLES IN SCHEMA`: naap_owner
+creates every object of a naap schema, so the defaults cover them all (see
+`naapdb.plan`).
+
 It is re-runnable: roles and memberships are created in `DO` blocks that
 look first, schemas with `IF NOT EXISTS`, and GRANT/REVOKE/ALTER are
 idempotent, so a second run succeeds and leaves the catalogue as it was.
@@ -30,7 +35,7 @@ DOLLAR_TAG = "$naap$"
 # the script also takes them back from a role someone altered by hand.
 DENIED_ATTRIBUTES = "NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS"
 
-# The ALL ... IN SCHEMA / DEFAULT PRIVILEGES keyword of each object type.
+# The ALTER DEFAULT PRIVILEGES keyword of each object type.
 PLURAL = {"table": "TABLES", "sequence": "SEQUENCES", "function": "FUNCTIONS"}
 
 
@@ -42,7 +47,10 @@ def plan_to_sql(plan: AccessPlan) -> str:
         ("schemas, every one owned by naap_owner (public taken over)", _schemas(plan)),
         ("memberships", [_membership(m) for m in plan.memberships]),
         ("PUBLIC loses everything on the database and every schema", _revocations(plan)),
-        ("grants", [_grant(plan.database, grant) for grant in plan.grants]),
+        (
+            "grants on the database and the schemas (objects: the default privileges below)",
+            [_grant(plan.database, grant) for grant in plan.grants],
+        ),
         (
             "default privileges for objects naap_owner creates later",
             [_default_privilege(default) for default in plan.default_privileges],
@@ -149,8 +157,9 @@ def _grant(database: str, grant: Grant) -> sql.Composable:
     elif grant.object_type == "schema":
         target = sql.SQL("SCHEMA {}").format(_schema_of(grant))
     else:
-        target = sql.SQL("ALL {kind} IN SCHEMA {schema}").format(
-            kind=sql.SQL(PLURAL[grant.object_type]), schema=_schema_of(grant)
+        raise ValueError(
+            f"{grant.object_type} grant to {grant.role}: the plan grants on the database and "
+            "schemas only; objects get their rights from default privileges"
         )
     return sql.SQL("GRANT {privileges} ON {target} TO {role}").format(
         privileges=_privileges(grant.privileges), target=target, role=_grantee(grant.role)

@@ -17,11 +17,14 @@ What counts as drift (each becomes one `Difference` with the SQL that fixes it):
 - a membership of the plan missing (or without INHERIT/SET, PostgreSQL 16+),
   or held WITH ADMIN OPTION; any other membership a plan role holds, or that
   gives a role outside the plan a plan role's rights;
-- a privilege the plan grants missing on the database, a schema, or any
-  existing table, sequence or function of the schema; any privilege the plan
-  does not grant held by `PUBLIC`, a plan role, or a role outside the plan,
-  on the database, a plan schema, its objects or their columns (so a hand
-  `GRANT` is drift), and grant options nobody was given;
+- a privilege the plan grants missing on the database or a schema; on any
+  existing table, sequence or function of a schema, a privilege missing that
+  the schema's default privileges give (`AccessPlan.object_privileges`: the
+  plan has no grants on objects, naap_owner's defaults give every object its
+  rights when it is created); any other privilege held by `PUBLIC`, a plan
+  role, or a role outside the plan, on the database, a plan schema, its
+  objects or their columns (so a hand `GRANT` is drift), and grant options
+  nobody was given;
 - a default privilege of the plan missing; any other default privilege;
   `PUBLIC`'s built-in EXECUTE on the functions `naap_owner` creates;
 - a table, view, sequence or routine of a plan schema not owned by `naap_owner`.
@@ -723,15 +726,19 @@ class _Comparison:
 
     def _objects(self) -> None:
         expected_schema: dict[str, dict[str, set[str]]] = {}
-        expected_objects: dict[tuple[str, str], dict[str, set[str]]] = {}
         for grant in self.plan.grants:
-            if grant.schema is None:
-                continue
-            if grant.object_type == "schema":
+            if grant.schema is not None and grant.object_type == "schema":
                 by_role = expected_schema.setdefault(grant.schema, {})
-            else:
-                by_role = expected_objects.setdefault((grant.schema, grant.object_type), {})
-            by_role.setdefault(grant.role, set()).update(grant.privileges)
+                by_role.setdefault(grant.role, set()).update(grant.privileges)
+        # An existing object holds what the default privileges of its schema
+        # gave it when naap_owner created it: the plan grants nothing on
+        # objects directly (naapdb.plan), so a revoked right, or an object
+        # created by another role (no defaults applied), is missing here.
+        expected_objects: dict[tuple[str, str], dict[str, set[str]]] = {}
+        for schema in self.plan.schemas:
+            for (role, object_type), privileges in self.plan.object_privileges(schema.name).items():
+                by_role = expected_objects.setdefault((schema.name, object_type), {})
+                by_role.setdefault(role, set()).update(privileges)
         for schema in self.plan.schemas:
             live = self.live.schemas.get(schema.name)
             acl = live.acl if live is not None else ()

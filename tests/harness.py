@@ -190,8 +190,10 @@ DEFAULT_STATES: dict[str, ResourceHandler] = {
             }
         ],
     },
+    # Secrets Manager names a secret's ARN after its name plus six characters.
     "aws:secretsmanager/secret:Secret": lambda r: {
-        "arn": f"arn:aws:secretsmanager:us-east-1:123456789012:secret:{r.name}",
+        "arn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:"
+        f"{r.inputs.get('name') or r.name}-a1B2c3",
         "name": r.inputs.get("name") or r.name,
     },
     "aws:lambda/function:Function": lambda r: {

@@ -214,7 +214,7 @@ def test_up_verify_probe_push_idempotence_rotation_destroy(engine: Engine) -> No
     # 1. up
     engine.up()
     urls = engine.connection_urls()
-    assert set(urls) == {role.name for role in settings.plan.login_roles}
+    assert set(urls) == {role.name for role in settings.plan.first_logins}
 
     # 2. verify: no drift, as the admin and with naap_readonly's rights alone
     for url in (server.url(), urls[names.READONLY]):

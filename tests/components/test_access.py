@@ -1,7 +1,8 @@
 """The access layer under mocks, with the real dev and prod stack files:
-the declared pulumi-postgresql resources and the access plan, one to one,
-through the server's provider, with the data-safety options of each stack,
-and what removing a plugin from the catalogue declares."""
+the declared pulumi-postgresql resources and the access plan, one to one
+(memberships: one entry of the member Role's `roles` each), through the
+server's provider, with the data-safety options of each stack, and what
+removing a plugin from the catalogue declares."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from tests.pgserver import PgServer
 ROLE = "postgresql:index/role:Role"
 SCHEMA = "postgresql:index/schema:Schema"
 GRANT = "postgresql:index/grant:Grant"
-GRANT_ROLE = "postgresql:index/grantRole:GrantRole"
+GRANT_ROLE = "postgresql:index/grantRole:GrantRole"  # must not exist: memberships are `roles`
 DEFAULT = "postgresql:index/defaultPrivileges:DefaultPrivileges"
 PROVIDER = "pulumi:providers:postgresql"
 PASSWORD = "random:index/randomPassword:RandomPassword"
@@ -76,8 +77,6 @@ def key(resource: Resource) -> tuple[Any, ...]:
         return ("role", inputs["name"], bool(inputs.get("login")))
     if resource.type == SCHEMA:
         return ("schema", inputs["name"], inputs["owner"])
-    if resource.type == GRANT_ROLE:
-        return ("membership", inputs["role"], inputs["grantRole"])
     if resource.type == GRANT:
         privileges = frozenset(inputs["privileges"])
         return ("grant", inputs["role"], inputs["objectType"], inputs.get("schema"), privileges)
@@ -93,13 +92,19 @@ def key(resource: Resource) -> tuple[Any, ...]:
     return ("not in the plan", resource.type, resource.name)
 
 
+def membership_keys(run: Run) -> Iterator[tuple[str, str, str]]:
+    """One key per entry of a Role's `roles`: the memberships declared."""
+    for role in run.of_type(ROLE):
+        for group in role.inputs.get("roles") or []:
+            yield ("membership", role.inputs["name"], group)
+
+
 def plan_keys(plan: AccessPlan) -> Iterator[tuple[Any, ...]]:
+    """Every plan item that is a resource of its own (memberships are not)."""
     for role in plan.roles:
         yield ("role", role.name, role.login)
     for schema in plan.schemas:
         yield ("schema", schema.name, schema.owner)
-    for membership in plan.memberships:
-        yield ("membership", membership.member, membership.group)
     for grant in plan.grants:
         yield ("grant", grant.role, grant.object_type, grant.schema, frozenset(grant.privileges))
     for revocation in plan.revocations:
@@ -146,12 +151,31 @@ def test_one_resource_per_plan_item(runs: dict[str, Run], stack: str) -> None:
     for resource in postgresql_resources(runs[stack]):
         if resource.type in (SCHEMA, GRANT, DEFAULT):
             assert resource.inputs["database"] == plan.database
-        if resource.type == GRANT and resource.inputs["objectType"] in (
-            "table",
-            "sequence",
-            "function",
-        ):
-            assert resource.inputs["objects"] == []  # every object of the type in the schema
+    # Objects get their rights from the default privileges only: no grant
+    # on ALL TABLES/SEQUENCES/FUNCTIONS IN SCHEMA.
+    grants_on = {r.inputs["objectType"] for r in runs[stack].of_type(GRANT)}
+    assert grants_on == {"database", "schema"}
+    assert not any("objects" in r.inputs for r in runs[stack].of_type(GRANT))
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_each_membership_is_one_entry_of_its_members_roles(
+    runs: dict[str, Run], stack: str
+) -> None:
+    """Every plan membership is exactly one entry of the member Role's
+    `roles`, each Role's `roles` are exactly the plan's memberships of that
+    member, and no GrantRole exists (it would not see hand-made memberships)."""
+    run, plan = runs[stack], PLANS[stack]
+    assert not run.of_type(GRANT_ROLE)
+    planned = Counter(("membership", m.member, m.group) for m in plan.memberships)
+    assert max(planned.values()) == 1
+    assert Counter(membership_keys(run)) == planned
+    groups_of: dict[str, list[str]] = {}
+    for membership in plan.memberships:
+        groups_of.setdefault(membership.member, []).append(membership.group)
+    for role in run.of_type(ROLE):
+        name = role.inputs["name"]
+        assert (role.inputs.get("roles") or []) == groups_of.get(name, []), name
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -177,7 +201,9 @@ def test_one_schema_access_per_schema_holding_what_the_schema_brings(runs: dict[
         assert [key(r) for r in mine if r.type == SCHEMA] == [("schema", schema.name, names.OWNER)]
         groups = {role for role in (schema.rw_role, schema.ro_role) if role}
         assert {r.inputs["name"] for r in mine if r.type == ROLE} == groups
-        assert {r.inputs["grantRole"] for r in mine if r.type == GRANT_ROLE} <= groups
+        # group roles are members of nothing; memberships into them are the
+        # `roles` of their members, declared in DatabaseAccess
+        assert not any(r.inputs.get("roles") for r in mine if r.type == ROLE)
         assert {r.inputs.get("schema") for r in mine if r.type in PRIVILEGE_TYPES} == {schema.name}
     for resource in postgresql_resources(run):
         assert run.by_urn(resource.parent).type in (ACCESS, SCHEMA_ACCESS)
@@ -214,15 +240,32 @@ def test_login_roles_get_their_generated_password_as_a_secret(
         for r in run.of_type(PASSWORD)
         if "naap:database:Credentials" in r.parent
     }
+    first_logins = {role.name for role in plan.first_logins}
+    assert set(generated) == first_logins
     for resource in run.of_type(ROLE):
         role = plan.role(resource.inputs["name"])
-        if not role.login:
+        if role.name not in first_logins:
+            # a group, an alternating identity, or its idle `_b` login, which
+            # gets a password from the first rotation only
             assert "password" not in resource.inputs
             continue
+        assert role.login
         assert resource.is_secret("password")
         password = generated[role.name]
         assert resource.inputs["password"] == password.state["result"]
         assert password.urn in resource.dependencies
+
+
+def test_under_alternating_rotation_only_the_a_login_gets_a_password(
+    runs: dict[str, Run],
+) -> None:
+    plan = PLANS["prod"]
+    roles = {r.inputs["name"]: r for r in runs["prod"].of_type(ROLE)}
+    for identity in plan.identities:
+        first, second = plan.logins_of(identity)
+        assert (first, second) == (f"{identity}_a", f"{identity}_b")
+        assert roles[first].inputs["login"] is True and roles[first].is_secret("password")
+        assert roles[second].inputs["login"] is True and "password" not in roles[second].inputs
 
 
 def test_rotation_owns_login_passwords_after_creation_in_prod(runs: dict[str, Run]) -> None:
@@ -239,12 +282,15 @@ def test_nothing_needs_a_superuser_in_prod(runs: dict[str, Run]) -> None:
     needs more than a CREATEROLE database owner."""
     run = runs["prod"]
     assert str(run.one(PROVIDER).inputs["superuser"]).lower() == "false"
-    assert {r.type for r in postgresql_resources(run)} <= {ROLE, SCHEMA, GRANT, GRANT_ROLE, DEFAULT}
+    assert {r.type for r in postgresql_resources(run)} <= {ROLE, SCHEMA, GRANT, DEFAULT}
     for role in run.of_type(ROLE):
         assert all(role.inputs[attribute] is False for attribute in DENIED_ATTRIBUTES), role.name
     owner = run.one(ROLE, f"-role-{names.OWNER}")
     assert owner.inputs["login"] is False
-    assert not any(r.inputs.get("withAdminOption") for r in run.of_type(GRANT_ROLE))
+    # only naap_migrator is a member of naap_owner (its `_a`/`_b` through it)
+    assert [
+        r.inputs["name"] for r in run.of_type(ROLE) if names.OWNER in (r.inputs.get("roles") or [])
+    ] == [names.MIGRATOR]
     assert not any(
         r.inputs.get("withGrantOption") for r in run.resources if r.type in PRIVILEGE_TYPES
     )
@@ -282,30 +328,33 @@ def test_privileges_on_one_object_never_run_in_parallel(runs: dict[str, Run], st
             assert earlier.urn in depends_on(run, later), (earlier.name, later.name)
 
 
-def test_roles_exist_before_what_refers_to_them(runs: dict[str, Run]) -> None:
-    run = runs["prod"]
+@pytest.mark.parametrize("stack", STACKS)
+def test_roles_exist_before_what_refers_to_them(runs: dict[str, Run], stack: str) -> None:
+    """A grant or default privilege waits for the roles it names, and a Role
+    for the groups in its `roles` (they are the groups' `name` outputs)."""
+    run = runs[stack]
     roles = {r.inputs["name"]: r.urn for r in run.of_type(ROLE)}
     for resource in run.resources:
-        referred = [resource.inputs.get(k) for k in ("role", "grantRole", "owner")]
+        referred = [resource.inputs.get(k) for k in ("role", "owner")]
+        referred += resource.inputs.get("roles") or [] if resource.type == ROLE else []
         for name in referred:
-            if resource.type != ROLE and name in roles:
-                assert roles[name] in depends_on(run, resource), (resource.name, name)
+            if name in roles and name != resource.inputs.get("name"):
+                assert roles[name] in resource.dependencies or roles[name] in depends_on(
+                    run, resource
+                ), (resource.name, name)
+    for resource in run.of_type(ROLE):
+        for group in resource.inputs.get("roles") or []:
+            assert roles[group] in resource.dependencies, (resource.name, group)
 
 
 def plugin_cost(run: Run, plan: AccessPlan, plugin: str) -> list[Resource]:
-    """The resources that exist because of one plugin: its SchemaAccess
-    children (less other plugins' memberships into its `_ro`, which are
-    theirs), its login identity (and `_a`/`_b`), their memberships and
-    CONNECT grant."""
+    """The pulumi-postgresql resources that exist because of one plugin: its
+    SchemaAccess children, its login identity (and `_a`/`_b`, whose `roles`
+    hold its memberships) and its CONNECT grant."""
     entry = next(e for e in CATALOGUE if e["plugin"] == plugin)
-    identities = {names.plugin_login(e["plugin"]) for e in CATALOGUE}
     identity = names.plugin_login(plugin)
     own = {identity, *plan.logins_of(identity)}
-    found = [
-        r
-        for r in children(run, schema_access(run, entry["schema"]))
-        if not (r.type == GRANT_ROLE and r.inputs["role"] in identities - own)
-    ]
+    found = list(children(run, schema_access(run, entry["schema"])))
     for resource in postgresql_resources(run):
         if resource not in found and own & {
             resource.inputs.get("name"),
@@ -320,14 +369,17 @@ def test_removing_a_plugin_keeps_its_data(
     runs: dict[str, Run], lambda_zip: Path, stack: str
 ) -> None:
     """What `pulumi up` declares once a plugin leaves the catalogue: exactly
-    its resources disappear and nothing else changes. Its schema was
+    its resources disappear, the roles that were members of its groups
+    (naap_app, naap_readonly, its readers) lose exactly those entries of
+    their `roles`, and nothing else changes. Its schema was
     `retain_on_delete`, so the engine forgets it and the tables stay (owned
     by naap_owner, reachable by no plugin role). Its roles own nothing
     (naap_owner owns every object), so the provider's REASSIGN/DROP OWNED
     before DROP ROLE has nothing to move and the drop cannot loop on
     "role cannot be dropped because some objects depend on it"; its grants
-    and memberships depend on the roles, so they are revoked first. In prod
-    the schema and the roles are protected: `pulumi up` refuses until an
+    depend on the roles, so they are revoked first, and the engine runs the
+    updates of the other roles' `roles` before any delete. In prod the
+    schema and the roles are protected: `pulumi up` refuses until an
     operator runs `pulumi state unprotect` on them."""
     full = runs[stack]
     catalogue = [e for e in CATALOGUE if e["plugin"] != REMOVED_PLUGIN]
@@ -337,8 +389,19 @@ def test_removing_a_plugin_keeps_its_data(
     before = {r.urn: r for r in postgresql_resources(full)}
     after = {r.urn: r for r in postgresql_resources(reduced)}
     assert set(after) <= set(before)
+    removed_groups = {f"plugin_{REMOVED_PLUGIN}_rw", f"plugin_{REMOVED_PLUGIN}_ro"}
+    updated = set()
     for urn, resource in after.items():
-        assert resource.inputs == before[urn].inputs, resource.name
+        old = before[urn].inputs
+        if resource.inputs == old:
+            continue
+        updated.add(resource.inputs["name"])
+        # only a member's `roles` change: the removed plugin's groups leave it
+        assert {k: v for k, v in resource.inputs.items() if k != "roles"} == {
+            k: v for k, v in old.items() if k != "roles"
+        }, resource.name
+        assert [g for g in old["roles"] if g not in removed_groups] == resource.inputs["roles"]
+    assert updated == {names.APP, names.READONLY}  # nobody reads plugin_wallet
     removed = [before[urn] for urn in before.keys() - after.keys()]
     plan = PLANS[stack]
     assert sorted(r.name for r in removed) == sorted(
@@ -353,9 +416,9 @@ def test_removing_a_plugin_keeps_its_data(
     owners = {r.inputs["owner"] for r in full.resources if r.type in (SCHEMA, DEFAULT)}
     assert owners == {names.OWNER} and not owners & set(removed_roles)
     for resource in removed:
-        for field in ("role", "grantRole"):
-            name = resource.inputs.get(field)
-            if name in removed_roles:
+        names_referred = [resource.inputs.get("role"), *(resource.inputs.get("roles") or [])]
+        for name in names_referred:
+            if name in removed_roles and name != resource.inputs.get("name"):
                 assert removed_roles[name].urn in depends_on(full, resource)
     assert all(r.protect == (stack == "prod") for r in removed if r.type in (SCHEMA, ROLE))
     print(
@@ -366,15 +429,14 @@ def test_removing_a_plugin_keeps_its_data(
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_resources_per_plugin(runs: dict[str, Run], stack: str) -> None:
-    """What one more plugin costs: the same for every plugin with the same
-    number of `reads`, whatever the catalogue's size."""
+    """What one more plugin costs in pulumi-postgresql resources: the same
+    for every plugin, `reads` or not (a read is an entry of the identity's
+    `roles`, not a resource)."""
     run, plan = runs[stack], PLANS[stack]
     costs = {e["plugin"]: len(plugin_cost(run, plan, e["plugin"])) for e in CATALOGUE}
-    by_reads: dict[int, set[int]] = {}
-    for entry in CATALOGUE:
-        by_reads.setdefault(len(entry.get("reads", [])), set()).add(costs[entry["plugin"]])
-    print(f"\n{stack} ({plan.rotation.value}) resources per plugin: {costs}")
-    assert all(len(cost) == 1 for cost in by_reads.values()), by_reads
+    print(f"\n{stack} ({plan.rotation.value}) postgresql resources per plugin: {costs}")
+    assert len(set(costs.values())) == 1, costs
+    assert {len(e.get("reads", [])) for e in CATALOGUE} == {0, 1}  # both kinds measured
 
 
 @pytest.mark.db

@@ -5,6 +5,7 @@ Lambda, its rights and the rotation schedules."""
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import zipfile
 from pathlib import Path
@@ -153,19 +154,28 @@ def test_alternating_rotation_without_rds_stops_with_the_key() -> None:
 
 
 def test_prod_has_alternating_logins_whose_password_changes_pulumi_ignores(prod: Run) -> None:
+    """Each identity is NOLOGIN and carried by `_a` and `_b`. Only `_a`, the
+    login its secret starts on, gets a generated password; `_b` is LOGIN
+    without one (unusable) until the first rotation's setSecret. Both
+    ignore password changes: the rotation owns them."""
     passwords = login_passwords(prod)
-    expected = {login for i in PROD.plan.identities for login in (f"{i}_a", f"{i}_b")}
-    assert set(passwords) == expected
+    first = {f"{i}_a" for i in PROD.plan.identities}
+    idle = {f"{i}_b" for i in PROD.plan.identities}
+    assert set(passwords) == first  # one RandomPassword per identity
     roles = {r.inputs["name"]: r for r in prod.of_type(ROLE)}
     for identity in PROD.plan.identities:
         assert not roles[identity].inputs.get("login")
-    for login in expected:
+    for login in first | idle:
         assert roles[login].inputs["login"] is True
-        assert roles[login].is_secret("password")
         assert "password" in roles[login].ignore_changes
+    for login in first:
+        assert roles[login].is_secret("password")
+        assert roles[login].inputs["password"] == passwords[login].state["result"]
+    for login in idle:
+        assert "password" not in roles[login].inputs
     urls = prod.outputs["connection_urls"]
     assert "connection_urls" in prod.secret_outputs
-    assert set(urls) == expected
+    assert set(urls) == first
     assert all(parse_qs(urlsplit(u).query)["sslmode"] == ["require"] for u in urls.values())
 
 
@@ -249,14 +259,28 @@ def test_prod_lambda_policy_is_scoped_to_the_identity_secrets(prod: Run) -> None
     assert attachment.inputs["policyArn"].endswith("service-role/AWSLambdaVPCAccessExecutionRole")
 
 
-def test_prod_lets_secrets_manager_invoke_the_lambda_per_secret(prod: Run) -> None:
+def test_prod_lets_secrets_manager_invoke_the_lambda_for_its_own_secrets(prod: Run) -> None:
+    """One permission for the stack (not one per identity: that would be a
+    resource per plugin), scoped to this account and to the ARNs of this
+    stack's secrets (Lambda matches SourceArn with StringLike)."""
     function = prod.one(FUNCTION)
-    permissions = prod.of_type(PERMISSION)
-    assert {p.inputs["sourceArn"] for p in permissions} == set(prod.outputs["secret_arns"].values())
-    for permission in permissions:
-        assert permission.inputs["principal"] == "secretsmanager.amazonaws.com"
-        assert permission.inputs["action"] == "lambda:InvokeFunction"
-        assert permission.inputs["function"] == function.state["name"]
+    permission = prod.one(PERMISSION)
+    assert permission.inputs["principal"] == "secretsmanager.amazonaws.com"
+    assert permission.inputs["action"] == "lambda:InvokeFunction"
+    assert permission.inputs["function"] == function.state["name"]
+    assert permission.inputs["sourceAccount"] == "123456789012"
+    pattern = permission.inputs["sourceArn"]
+    assert pattern == "arn:aws:secretsmanager:us-east-1:123456789012:secret:naap-db/prod/*"
+    for arn in prod.outputs["secret_arns"].values():
+        assert fnmatch.fnmatchcase(arn, pattern), arn
+    for foreign in (
+        MASTER_ARN,
+        "arn:aws:secretsmanager:us-east-1:123456789012:secret:naap-db/dev/naap_app-AbC123",
+        "arn:aws:secretsmanager:us-east-1:123456789012:secret:naap-db/prod-x/naap_app-AbC123",
+        "arn:aws:secretsmanager:us-east-1:210987654321:secret:naap-db/prod/naap_app-AbC123",
+        "arn:aws:secretsmanager:eu-west-1:123456789012:secret:naap-db/prod/naap_app-AbC123",
+    ):
+        assert not fnmatch.fnmatchcase(foreign, pattern), foreign
 
 
 def test_prod_rotates_every_secret_on_the_configured_schedule_after_the_roles(prod: Run) -> None:

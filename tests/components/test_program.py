@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -58,3 +60,52 @@ def test_overrides_reach_the_program(run_stack: Any) -> None:
     run: Run = run_stack("dev", {**EXTERNAL, "naap-db:plugins": catalogue})
     assert run.outputs["schemas"] == ["public", "plugin_shop", "naap_meta"]
     assert run.outputs["host"] == "db.internal"
+
+
+# --- what one more plugin costs --------------------------------------------------
+
+MAX_RESOURCES_PER_PLUGIN = 20  # issue 8's target, for either stack
+GROWTH_SIZES = (10, 20)
+
+
+def synthetic_catalogue(size: int) -> list[dict[str, Any]]:
+    """`public` and size - 1 plugins, each reading `public` (a read costs no
+    resource: it is an entry of the plugin identity's `roles`)."""
+    entries: list[dict[str, Any]] = [{"plugin": "base", "schema": "public"}]
+    entries += [
+        {"plugin": f"p{index:03d}", "schema": f"plugin_p{index:03d}", "reads": ["public"]}
+        for index in range(1, size)
+    ]
+    return entries
+
+
+@pytest.mark.parametrize(("stack", "expected"), [("dev", 15), ("prod", 20)])
+def test_resources_per_plugin_is_at_most_20(
+    run_stack: Any, lambda_zip: Path, stack: str, expected: int
+) -> None:
+    """Every registered resource (components included) of the whole program,
+    counted for two synthetic catalogues: the growth per plugin is what one
+    more plugin costs. dev (single rotation): SchemaAccess, Schema, `_rw`,
+    `_ro` and the identity's Role, CONNECT, USAGE x2, PUBLIC's revocation on
+    the schema, 5 DefaultPrivileges, 1 RandomPassword = 15. prod
+    (alternating): the same with the identity's `_a`/`_b` Roles (one
+    password, for `_a`), plus its Secrets Manager Secret, SecretVersion and
+    SecretRotation = 20."""
+    small, large = GROWTH_SIZES
+    runs: dict[int, Run] = {
+        size: run_stack(stack, {"naap-db:plugins": synthetic_catalogue(size)})
+        for size in GROWTH_SIZES
+    }
+    counts = {size: len(run.resources) for size, run in runs.items()}
+    growth = counts[large] - counts[small]
+    per_plugin = growth / (large - small)
+    by_type = Counter(r.type for r in runs[large].resources)
+    by_type.subtract(Counter(r.type for r in runs[small].resources))
+    print(
+        f"\n{stack}: {counts[small]} resources at {small} plugins, {counts[large]} at {large}: "
+        f"{per_plugin:g} per plugin {dict(+by_type)}"
+    )
+    assert growth % (large - small) == 0  # the same cost for every plugin
+    assert per_plugin <= MAX_RESOURCES_PER_PLUGIN
+    assert per_plugin == expected
+    assert "postgresql:index/grantRole:GrantRole" not in by_type

@@ -8,7 +8,8 @@ tested on them is the default privileges. Each login role then connects over
 TCP with its password and tries, in every schema, SELECT, INSERT, UPDATE,
 DELETE, nextval, a function call, CREATE TABLE, DROP TABLE and ALTER TABLE.
 The expected outcome of every cell is derived from the plan (memberships,
-grants, default privileges, owners, revocations), never written per role.
+grants, default privileges, owners, revocations), never written per role;
+the plan grants nothing on objects, so their rights are the defaults'.
 A role the plan does not know cannot connect to `naap` at all.
 """
 
@@ -207,6 +208,9 @@ def prepare(server: PgServer, plan: AccessPlan) -> dict[str, str]:
     """Apply the plan, give every login a password, and create the probed
     objects as naap_owner (through the migrator); returns the passwords."""
     server.execute(plan_to_sql(plan))
+    # Every login, `_b` included: under alternating rotation `pulumi up`
+    # leaves `_b` without a password until its first rotation (tests/naapdb/
+    # test_rotate.py); here both carry the identity, as after a rotation.
     passwords = {role.name: secrets.token_urlsafe(18) for role in plan.login_roles}
     server.set_passwords(passwords)
     migrator = plan.logins_of(names.MIGRATOR)[0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 
 from naapdb import names
 from naapdb.catalog import parse_catalog
@@ -58,18 +59,53 @@ def test_memberships() -> None:
 
 
 def test_grants_per_schema() -> None:
+    """USAGE on the schema only: no grant on ALL TABLES/SEQUENCES/FUNCTIONS
+    IN SCHEMA (the objects' rights come from the default privileges)."""
     plan = build_plan(CATALOG)
     for schema in PLUGIN_SCHEMAS:
         grants = set(plan.grants_in(schema))
         rw, ro = f"{schema}_rw", f"{schema}_ro"
-        expected = {
+        assert grants == {
             Grant(rw, "schema", ("USAGE",), schema),
             Grant(ro, "schema", ("USAGE",), schema),
         }
-        expected |= {Grant(rw, t, p, schema) for t, p in RW_PRIVILEGES.items()}
-        expected |= {Grant(ro, t, p, schema) for t, p in RO_PRIVILEGES.items()}
-        assert grants == expected
     assert not list(plan.grants_in(names.META_SCHEMA))
+    assert {grant.object_type for grant in plan.grants} == {"database", "schema"}
+
+
+def test_object_privileges_are_what_the_default_privileges_give() -> None:
+    plan = build_plan(CATALOG)
+    for schema in PLUGIN_SCHEMAS:
+        rw, ro = f"{schema}_rw", f"{schema}_ro"
+        expected = {(rw, t): p for t, p in RW_PRIVILEGES.items()}
+        expected |= {(ro, t): p for t, p in RO_PRIVILEGES.items()}
+        assert plan.object_privileges(schema) == expected
+        # derived from the defaults: each one is a DefaultPrivilege of the plan
+        for (role, object_type), privileges in expected.items():
+            assert DefaultPrivilege(role, object_type, privileges, schema) in set(
+                plan.default_privileges
+            )
+    assert plan.object_privileges(names.META_SCHEMA) == {}
+    # PUBLIC's EXECUTE is revoked (empty privileges): no right for anyone
+    assert not any(role == "public" for role, _ in plan.object_privileges("public"))
+
+
+def test_object_privileges_follow_the_defaults_not_a_table() -> None:
+    """A default privilege missing from the plan is missing from the
+    object rights too: they are derived, not a copy of RW/RO_PRIVILEGES."""
+    plan = build_plan(CATALOG)
+    trimmed = replace(
+        plan,
+        default_privileges=tuple(
+            d
+            for d in plan.default_privileges
+            if (d.schema, d.object_type) != ("public", "function")
+        ),
+        _by_name={},
+        _object_rights={},
+    )
+    assert ("public_rw", "function") not in trimmed.object_privileges("public")
+    assert ("plugin_wallet_rw", "function") in trimmed.object_privileges("plugin_wallet")
 
 
 def test_connect_only_for_login_identities() -> None:
@@ -120,6 +156,16 @@ def test_alternating_rotation_splits_each_identity_into_two_logins() -> None:
     assert len(alternating.login_roles) == 2 * len(single.login_roles)
 
 
+def test_only_the_first_login_of_each_identity_gets_a_generated_password() -> None:
+    single = build_plan(CATALOG, Rotation.SINGLE)
+    alternating = build_plan(CATALOG, Rotation.ALTERNATING)
+    assert single.first_logins == single.login_roles
+    assert [role.name for role in alternating.first_logins] == [
+        f"{identity}_a" for identity in alternating.identities
+    ]
+    assert all(role.login and role.identity for role in alternating.first_logins)
+
+
 def test_plan_is_deterministic() -> None:
     raw = [
         {"plugin": e.plugin, "schema": e.schema, "reads": list(e.reads)} for e in CATALOG.plugins
@@ -150,10 +196,18 @@ def test_cli_json_lists_everything_for_dev_and_prod() -> None:
             assert expected in role_names
         assert {
             "role": "plugin_wallet_rw",
+            "object_type": "schema",
+            "schema": "plugin_wallet",
+            "privileges": ["USAGE"],
+        } in document["grants"]
+        assert {
+            "role": "plugin_wallet_rw",
             "object_type": "table",
             "schema": "plugin_wallet",
+            "owner": "naap_owner",
             "privileges": ["SELECT", "INSERT", "UPDATE", "DELETE"],
-        } in document["grants"]
+        } in document["default_privileges"]
+        assert {g["object_type"] for g in document["grants"]} == {"database", "schema"}
         # byte-identical on a second run: stable for diffs in review
         again = subprocess.run(
             [sys.executable, "-m", "naapdb", "plan", "--stack", stack, "--format", "json"],
@@ -176,3 +230,17 @@ def test_cli_text_has_a_table_per_schema() -> None:
     for schema in PLUGIN_SCHEMAS:
         assert f"schema {schema}  (plugin " in result.stdout
     assert "naap_meta  (platform" in result.stdout
+    # who may do what on the objects: from the default privileges
+    section = result.stdout.split("schema plugin_wallet  (")[1].split("\n\n")[0].splitlines()
+    rows = [line.split(None, 2) for line in section[1:] if "members:" not in line]
+    assert rows == [
+        ["plugin_wallet_rw", "schema", "USAGE"],
+        ["plugin_wallet_rw", "table", "SELECT, INSERT, UPDATE, DELETE"],
+        ["plugin_wallet_rw", "sequence", "USAGE, SELECT, UPDATE"],
+        ["plugin_wallet_rw", "function", "EXECUTE"],
+        ["plugin_wallet_ro", "schema", "USAGE"],
+        ["plugin_wallet_ro", "table", "SELECT"],
+        ["plugin_wallet_ro", "sequence", "SELECT"],
+    ]
+    meta = result.stdout.split("schema naap_meta  (")[1].split("\n\n")[0]
+    assert "no rights for any plugin role" in meta

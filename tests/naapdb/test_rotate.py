@@ -4,7 +4,8 @@ password authentication.
 
 The master secret holds the test server's superuser, the way RDS keeps its
 master login; each identity's secret starts on its `_a` login, as
-`pulumi up` leaves it."""
+`pulumi up` leaves it: `_a` has its generated password, `_b` has none (no
+password authentication succeeds for it) until the first rotation."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import tempfile
 import uuid
 import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,7 @@ class Deployment:
     master_arn: str
     secret_ids: dict[str, str]
     initial_passwords: dict[str, str]
+    """The `_a` logins' generated passwords (the `_b` logins have none)."""
 
     def secret(self, secret_id: str, stage: str = CURRENT) -> DbSecret:
         value = self.client.get_secret_value(SecretId=secret_id, VersionStage=stage)
@@ -88,13 +90,14 @@ class Deployment:
                 found.add(json.loads(value["SecretString"])["password"])
         return found
 
-    def stored_verifier(self, role: str) -> str:
+    def stored_verifier(self, role: str) -> str | None:
+        """The role's stored password verifier; None when it has no password."""
         with self.pg.connect() as connection:
             row = connection.execute(
                 "SELECT rolpassword FROM pg_authid WHERE rolname = %s", (role,)
             ).fetchone()
-        assert row is not None
-        return str(row[0])
+        assert row is not None, f"no role {role}"
+        return None if row[0] is None else str(row[0])
 
 
 def logs_in(secret: DbSecret) -> bool:
@@ -117,8 +120,10 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 @pytest.fixture
 def deployed(fresh_pg: PgServer, aws: Any) -> Deployment:
     plan = build_plan(load_stack_settings("prod", ROOT).catalog, Rotation.ALTERNATING)
-    fresh_pg.execute(plan_to_sql(plan))
-    passwords = {role.name: secrets.token_hex(20) for role in plan.login_roles}
+    fresh_pg.execute(plan_to_sql(plan))  # every role without a password
+    # What `pulumi up` sets: the first login of each identity only.
+    passwords = {role.name: secrets.token_hex(20) for role in plan.first_logins}
+    assert set(passwords) == {f"{identity}_a" for identity in plan.identities}
     fresh_pg.set_passwords(passwords)
     master = aws.create_secret(
         Name="rds!db-test",
@@ -222,14 +227,25 @@ def test_a_secret_lacking_a_field_names_the_field_not_a_value() -> None:
 # --- rotation ------------------------------------------------------------------
 
 
+def test_the_idle_login_cannot_log_in_before_the_first_rotation(deployed: Deployment) -> None:
+    current = deployed.secret(APP_SECRET)
+    assert current.username == "naap_app_a" and logs_in(current)
+    assert deployed.stored_verifier("naap_app_b") is None
+    # no password at all: PostgreSQL refuses every password, even the empty one
+    for guess in (current.password, "", "naap_app_b"):
+        assert not logs_in(replace(current, username="naap_app_b", password=guess))
+
+
 def test_rotation_makes_the_other_login_current_with_a_new_password(deployed: Deployment) -> None:
     before = deployed.secret(APP_SECRET)
     assert before.username == "naap_app_a" and logs_in(before)
+    assert deployed.stored_verifier("naap_app_b") is None  # never had a password
     result = rotate_now(deployed.client, APP_SECRET)
     after = deployed.secret(APP_SECRET)
     assert (result.username, result.previous_username) == ("naap_app_b", "naap_app_a")
     assert after.username == "naap_app_b"
-    assert after.password not in (before.password, deployed.initial_passwords["naap_app_b"])
+    assert deployed.stored_verifier("naap_app_b") is not None  # setSecret gave it one
+    assert after.password != before.password
     assert len(after.password) >= 32 and after.password.isalnum()
     assert logs_in(after)
     # Clients still holding the previous version keep working.
@@ -265,7 +281,8 @@ def test_the_next_rotation_alternates_back(deployed: Deployment) -> None:
 
 def test_rotation_touches_only_its_own_identity(deployed: Deployment) -> None:
     others = {i: deployed.secret(s) for i, s in deployed.secret_ids.items() if i != "naap_app"}
-    verifiers = {login: deployed.stored_verifier(login) for login in deployed.initial_passwords}
+    logins = [role.name for role in deployed.plan.login_roles]
+    verifiers = {login: deployed.stored_verifier(login) for login in logins}
     rotate_now(deployed.client, deployed.secret_ids["naap_migrator"])
     rotate_now(deployed.client, APP_SECRET)
     changed = {login for login in verifiers if deployed.stored_verifier(login) != verifiers[login]}

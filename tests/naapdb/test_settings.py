@@ -69,6 +69,20 @@ def test_epoch_for_unknown_role() -> None:
     assert error.key == "naap-db:credentials.epochs.naap_nobody"
 
 
+def test_epoch_for_a_login_only_rotation_sets() -> None:
+    """Under alternating rotation `_b` has no generated password, so an
+    epoch for it would change nothing: refused, naming what to do instead."""
+    raw = read_raw_config(ROOT, "prod")
+    credentials = {**raw["credentials"], "epochs": {"naap_app_b": 1}}
+    with pytest.raises(ConfigError) as caught:
+        parse_settings("prod", {**raw, "credentials": credentials})
+    assert caught.value.key == "naap-db:credentials.epochs.naap_app_b"
+    assert "rotation" in caught.value.message
+    for accepted in ("naap_app", "naap_app_a"):
+        credentials = {**raw["credentials"], "epochs": {accepted: 1}}
+        assert parse_settings("prod", {**raw, "credentials": credentials}).credentials.epochs
+
+
 def test_epoch_not_an_integer() -> None:
     error = refused(dev_raw(credentials={"epochs": {"naap_app": "soon"}}))
     assert error.key == "naap-db:credentials.epochs.naap_app"

@@ -50,6 +50,11 @@ def test_one_create_per_role_and_every_identifier_quoted(rotation: str) -> None:
         assert f'CREATE SCHEMA IF NOT EXISTS "{schema.name}" AUTHORIZATION "naap_owner";' in script
     # every DO block closes with the tag it opened
     assert all(line.count(DOLLAR_TAG) in (0, 2) for line in script.splitlines())
+    # objects get their rights from the default privileges only: no grant
+    # on ALL TABLES/SEQUENCES/FUNCTIONS IN SCHEMA
+    assert " ON ALL " not in script
+    in_schema = [line for line in script.splitlines() if " IN SCHEMA " in line]
+    assert in_schema and all(line.startswith("ALTER DEFAULT PRIVILEGES") for line in in_schema)
 
 
 def _rows(server: PgServer, query: str) -> list[tuple[Any, ...]]:

@@ -290,6 +290,27 @@ DRIFTS = [
         'plugin_developer_api.items; fix: GRANT DELETE ON TABLE "plugin_developer_api"."items" '
         'TO "plugin_developer_api_rw";',
     ),
+    # The plan grants nothing on objects: what an object must hold is what
+    # its schema's default privileges gave it, and a revoke is still drift.
+    (
+        "revoked-sequence-grant",
+        "REVOKE UPDATE ON SEQUENCE plugin_wallet.items_id_seq FROM plugin_wallet_rw",
+        "missing grant: plugin_wallet_rw lacks UPDATE on sequence plugin_wallet.items_id_seq; "
+        'fix: GRANT UPDATE ON SEQUENCE "plugin_wallet"."items_id_seq" TO "plugin_wallet_rw";',
+    ),
+    (
+        "revoked-function-grant",
+        "REVOKE EXECUTE ON FUNCTION plugin_gateway.item_count() FROM plugin_gateway_rw",
+        "missing grant: plugin_gateway_rw lacks EXECUTE on function "
+        "plugin_gateway.item_count(); fix: GRANT EXECUTE ON FUNCTION "
+        '"plugin_gateway"."item_count"() TO "plugin_gateway_rw";',
+    ),
+    (
+        "revoked-view-grant",
+        "REVOKE SELECT ON plugin_wallet.item_labels FROM plugin_wallet_ro",
+        "missing grant: plugin_wallet_ro lacks SELECT on view plugin_wallet.item_labels; "
+        'fix: GRANT SELECT ON TABLE "plugin_wallet"."item_labels" TO "plugin_wallet_ro";',
+    ),
     (
         "extra-schema",
         "CREATE SCHEMA scratch",
