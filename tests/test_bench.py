@@ -25,20 +25,35 @@ def report() -> dict[str, Any]:
     """One run of the whole benchmark at 8 plugins, once per run, in its own
     process (as a user runs it; the suite's connection guard stays out of it)."""
     result = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "run.py"), "--json", "--sizes", str(SIZE), "--repeat", "1", "--quick"],
+        [
+            sys.executable,
+            str(ROOT / "bench" / "run.py"),
+            "--json",
+            "--sizes",
+            str(SIZE),
+            "--repeat",
+            "1",
+            "--quick",
+        ],
         capture_output=True,
         text=True,
         cwd=ROOT,
         timeout=300,
         check=False,
     )
-    assert result.returncode == 0, f"bench/run.py exited {result.returncode}:\n{result.stderr[-3000:]}"
+    assert result.returncode == 0, (
+        f"bench/run.py exited {result.returncode}:\n{result.stderr[-3000:]}"
+    )
     return dict(json.loads(result.stdout))
 
 
-def _figure(report: dict[str, Any], section: str, name: str, size: int | None = SIZE) -> dict[str, Any]:
+def _figure(
+    report: dict[str, Any], section: str, name: str, size: int | None = SIZE
+) -> dict[str, Any]:
     found = [
-        f for f in report["figures"] if f["section"] == section and f["name"] == name and f["size"] == size
+        f
+        for f in report["figures"]
+        if f["section"] == section and f["name"] == name and f["size"] == size
     ]
     assert len(found) == 1, f"no single figure {section} / {name} at {size}: {found}"
     return found[0]
