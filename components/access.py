@@ -407,12 +407,15 @@ class DatabaseAccess(pulumi.ComponentResource):
         chain: list[pulumi.Resource] = []
         for revocation in database.revocations:
             chain = [declarer.revocation(name, self, revocation, chain)]
+        self.connect_grants: dict[str, pulumi.Resource] = {}
         for grant in database.grants:
             chain = [declarer.grant(name, self, grant, chain)]
+            self.connect_grants[grant.role] = chain[0]
         for default in database.default_privileges:
             declarer.default_privilege(name, self, default, [])
         self.roles = declarer.roles
         self.resources = declarer.resources
+        self._plan = plan
         self.register_outputs(
             {
                 "schemas": [schema.name for schema in plan.schemas],
@@ -420,3 +423,18 @@ class DatabaseAccess(pulumi.ComponentResource):
                 "owner": names.OWNER,
             }
         )
+
+    def ready_for(self, identity: str) -> list[pulumi.Resource]:
+        """What a login of `identity` needs before it can log in and reach
+        its schemas: its roles, its CONNECT, and the schemas its groups
+        serve. Rotation waits on exactly this; waiting on every access
+        resource for every identity would cost the program quadratic time."""
+        members = {identity, *self._plan.logins_of(identity)}
+        needed: list[pulumi.Resource] = [self.roles[name] for name in sorted(members)]
+        needed.append(self.connect_grants[identity])
+        for membership in self._plan.memberships:
+            if membership.member == identity:
+                schema = self._plan.role(membership.group).schema
+                if schema is not None:
+                    needed.append(self.schemas[schema])
+        return needed

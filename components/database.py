@@ -36,7 +36,7 @@ class NaapDatabase(pulumi.ComponentResource):
                 settings,
                 self.server,
                 self.credentials.secret_arns,
-                after=self.access.resources,
+                ready_for=self.access.ready_for,
                 opts=child,
             )
         self.push: SchemaPush | None = None

@@ -159,7 +159,7 @@ class PasswordRotation(pulumi.ComponentResource):
         settings: StackSettings,
         server: DatabaseServer,
         secret_arns: Mapping[str, pulumi.Output[str]],
-        after: Sequence[pulumi.Resource] = (),
+        ready_for: Callable[[str], Sequence[pulumi.Resource]] = lambda identity: (),
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("naap:database:PasswordRotation", name, None, opts)
@@ -285,7 +285,9 @@ class PasswordRotation(pulumi.ComponentResource):
                 # Switching rotation on runs testSecret, which logs in: the
                 # logins must exist first. The first rotation is scheduled.
                 rotate_immediately=False,
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[permission, *after]),
+                opts=pulumi.ResourceOptions(
+                    parent=self, depends_on=[permission, *ready_for(identity)]
+                ),
             )
         self.function_arn = function.arn
         self.register_outputs({"function_arn": self.function_arn})

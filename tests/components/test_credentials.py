@@ -287,7 +287,14 @@ def test_prod_rotates_every_secret_on_the_configured_schedule_after_the_roles(pr
     function = prod.one(FUNCTION)
     rotations = prod.of_type(ROTATION)
     assert {r.inputs["secretId"] for r in rotations} == set(prod.outputs["secret_arns"].values())
-    login_role_urns = {r.urn for r in prod.of_type(ROLE) if r.inputs.get("login")}
+    role_urns = {r.inputs["name"]: r.urn for r in prod.of_type(ROLE)}
+    schema_urns = {r.inputs["name"]: r.urn for r in prod.of_type("postgresql:index/schema:Schema")}
+    connect_urns = {
+        r.inputs["role"]: r.urn
+        for r in prod.of_type("postgresql:index/grant:Grant")
+        if r.inputs["objectType"] == "database" and r.inputs["role"] != "public"
+    }
+    plan = PROD.plan
     for rotation in rotations:
         assert (
             rotation.inputs["rotationRules"]["automaticallyAfterDays"]
@@ -295,7 +302,18 @@ def test_prod_rotates_every_secret_on_the_configured_schedule_after_the_roles(pr
         )
         assert rotation.inputs["rotationLambdaArn"] == function.state["arn"]
         assert rotation.inputs["rotateImmediately"] is False
-        assert login_role_urns <= set(rotation.dependencies)
+        # Switching rotation on logs in as the identity: it waits for what that
+        # login needs (its roles, CONNECT, the schemas it reaches), no more.
+        identity = rotation.name.removeprefix("naap-rotation-")
+        needed = {role_urns[name] for name in (identity, *plan.logins_of(identity))}
+        needed.add(connect_urns[identity])
+        reached = {plan.role(m.group).schema for m in plan.memberships if m.member == identity} - {
+            None
+        }
+        needed |= {schema_urns[schema] for schema in reached}
+        assert needed <= set(rotation.dependencies)
+        unrelated = {schema_urns[s.name] for s in plan.schemas if s.name not in reached}
+        assert not unrelated & set(rotation.dependencies)
 
 
 def test_rotation_days_come_from_the_stack() -> None:
