@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import gc
 import json
 import runpy
 import sys
@@ -346,6 +347,9 @@ def run_program(
     mocks.set_mocks(recording_mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor)
     error: BaseException | None = None
     sys.path.insert(0, str(ROOT))
+    # The program tunes the garbage collector for its own (one-shot) process;
+    # the test session gets its own setting back afterwards.
+    gc_thresholds = gc.get_threshold()
     try:
         _sync_await(
             pulumi.runtime.stack.run_pulumi_func(
@@ -356,6 +360,7 @@ def run_program(
         error = caught
     finally:
         sys.path.remove(str(ROOT))
+        gc.set_threshold(*gc_thresholds)
     outputs, secret_outputs = ({}, set()) if error else _stack_outputs()
     settings.SETTINGS.outputs.clear()
     pulumi.runtime.set_all_config({}, [])
