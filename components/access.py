@@ -5,20 +5,22 @@ provider, one resource per plan item (memberships: one entry of a Role's
 `roles`).
 
 `DatabaseAccess` holds what belongs to the whole database: `naap_owner`,
-the login identities and their `_a`/`_b` logins (each Role naming the groups
-it is a member of), CONNECT on the database, the revocation of PUBLIC's
-rights on it, and the revocation of PUBLIC's EXECUTE on functions naap_owner
-creates. One `SchemaAccess` per schema holds the schema itself, its
-`_rw`/`_ro` group roles, USAGE on the schema, the default privileges, and
-PUBLIC's revocation on it.
+the group `naap_connect`, the login identities and their `_a`/`_b` logins
+(each Role naming the groups it is a member of, `naap_connect` first),
+CONNECT on the database for `naap_connect` (one grant), the revocation of
+PUBLIC's rights on it, and the revocation of PUBLIC's EXECUTE on functions
+naap_owner creates. One `SchemaAccess` per schema holds the schema itself,
+its `_rw`/`_ro` group roles, USAGE on the schema, the default privileges,
+and PUBLIC's revocation on it.
 
 What one plugin costs (single rotation / alternating): the SchemaAccess
 component, the Schema, 3 / 5 Roles (`_rw`, `_ro`, `naap_<plugin>`, and its
-`_a`/`_b`), CONNECT for the identity, USAGE for `_rw` and `_ro`, PUBLIC's
-revocation on the schema, 5 DefaultPrivileges (tables, sequences, functions
-for `_rw`; tables, sequences for `_ro`): 14 / 16 here, plus one password (and
-under alternating rotation the identity's secret, its version and its
-rotation schedule) in `components/credentials.py` and `rotation.py`.
+`_a`/`_b`), USAGE for `_rw` and `_ro`, PUBLIC's revocation on the schema, 5
+DefaultPrivileges (tables, sequences, functions for `_rw`; tables, sequences
+for `_ro`): 13 / 15 here, plus one password (and under alternating rotation
+the identity's secret, its version and its rotation schedule) in
+`components/credentials.py` and `rotation.py`. Its right to connect is an
+entry of the identity's `roles` (`naap_connect`), not a resource.
 
 Data safety, decided in `_Declarer.options` only: schemas are always
 `retain_on_delete` (and `drop_cascade=False`), and in a production stack
@@ -67,7 +69,14 @@ Decisions the code below relies on:
 - GRANT/REVOKE on one catalogue row from parallel transactions fails with
   "tuple concurrently updated" (cyrilgdn/terraform-provider-postgresql#178),
   so the privilege resources of one schema run in a chain, and so do those
-  on the database; schemas still proceed in parallel.
+  on the database; schemas still proceed in parallel. The database's chain
+  is two long whatever the catalogue: PUBLIC's revocation, then CONNECT for
+  `naap_connect`. Identities connect as its members. A CONNECT grant per
+  identity made a chain as long as the catalogue, and the Pulumi SDK's
+  dependency-cycle check (`pulumi/runtime/resource_cycle_breaker.py`) walks
+  dependencies recursively: at 1,000 plugins `pulumi preview` died with
+  RecursionError, and below that the walk grew superlinearly. No chain here
+  grows with the catalogue (tests/components/test_access.py measures it).
 - No role is SUPERUSER, CREATEDB, CREATEROLE, REPLICATION or BYPASSRLS, each
   said explicitly (false): the admin of RDS (CREATEROLE, not superuser)
   can create every role, and a refresh reports an attribute someone
@@ -386,7 +395,8 @@ class DatabaseAccess(pulumi.ComponentResource):
         by_schema = scopes(plan)
         database = by_schema.pop(None)
         # Roles that are members of nothing first (naap_owner: every schema
-        # and default privilege names it), then the schemas with their group
+        # and default privilege names it; naap_connect, which every identity
+        # is a member of), then the schemas with their group
         # roles, then the identities and logins, whose `roles` name those
         # groups (an identity precedes its `_a`/`_b` in the plan).
         for role in database.roles:
@@ -404,18 +414,24 @@ class DatabaseAccess(pulumi.ComponentResource):
         for role in database.roles:
             if role.name in declarer.groups_of:
                 declarer.role(name, self, role)
+        # On the database row: PUBLIC's revocation, then the one CONNECT
+        # grant (to naap_connect), one after the other and nothing more, so
+        # the chain does not grow with the catalogue (module docstring).
         chain: list[pulumi.Resource] = []
         for revocation in database.revocations:
             chain = [declarer.revocation(name, self, revocation, chain)]
-        self.connect_grants: dict[str, pulumi.Resource] = {}
+        on_database: dict[str, pulumi.Resource] = {}
         for grant in database.grants:
             chain = [declarer.grant(name, self, grant, chain)]
-            self.connect_grants[grant.role] = chain[0]
+            on_database[grant.role] = chain[0]
+        self.connect_grant: pulumi.Resource = on_database[names.CONNECT_GROUP]
+        """CONNECT on the database for `naap_connect`, the only grant on it."""
         for default in database.default_privileges:
             declarer.default_privilege(name, self, default, [])
         self.roles = declarer.roles
         self.resources = declarer.resources
         self._plan = plan
+        self._groups_of = declarer.groups_of
         self.register_outputs(
             {
                 "schemas": [schema.name for schema in plan.schemas],
@@ -426,15 +442,15 @@ class DatabaseAccess(pulumi.ComponentResource):
 
     def ready_for(self, identity: str) -> list[pulumi.Resource]:
         """What a login of `identity` needs before it can log in and reach
-        its schemas: its roles, its CONNECT, and the schemas its groups
-        serve. Rotation waits on exactly this; waiting on every access
-        resource for every identity would cost the program quadratic time."""
+        its schemas: its roles, `naap_connect` and its CONNECT grant (the
+        identity connects as a member), and the schemas its groups serve.
+        Rotation waits on exactly this; waiting on every access resource for
+        every identity would cost the program quadratic time."""
         members = {identity, *self._plan.logins_of(identity)}
         needed: list[pulumi.Resource] = [self.roles[name] for name in sorted(members)]
-        needed.append(self.connect_grants[identity])
-        for membership in self._plan.memberships:
-            if membership.member == identity:
-                schema = self._plan.role(membership.group).schema
-                if schema is not None:
-                    needed.append(self.schemas[schema])
+        needed += [self.roles[names.CONNECT_GROUP], self.connect_grant]
+        for group in self._groups_of.get(identity, ()):
+            schema = self._plan.role(group).schema
+            if schema is not None:
+                needed.append(self.schemas[schema])
         return needed

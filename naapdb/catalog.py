@@ -152,6 +152,8 @@ def _check_derived_roles(entries: tuple[PluginEntry, ...], key: str) -> None:
     would derive a role another entry (or the platform) already derives."""
     platform_roles = {names.OWNER, names.MIGRATOR, names.APP, names.READONLY}
     platform_roles |= {alt for role in set(platform_roles) for alt in names.alternate_logins(role)}
+    # A group, never a login: no `_a`/`_b` of it exists to collide with.
+    platform_roles.add(names.CONNECT_GROUP)
     owners: dict[str, str] = {role: "the platform" for role in platform_roles}
     for index, entry in enumerate(entries):
         derived = {

@@ -8,6 +8,12 @@ OWNER = "naap_owner"
 MIGRATOR = "naap_migrator"
 APP = "naap_app"
 READONLY = "naap_readonly"
+# The NOLOGIN group that holds CONNECT on the database; every login identity
+# is a member. One GRANT on the database row instead of one per identity:
+# GRANTs on one catalogue row must run one after another ("tuple
+# concurrently updated"), and a chain as long as the catalogue overflowed
+# the Pulumi SDK's recursive dependency walk at 1,000 plugins.
+CONNECT_GROUP = "naap_connect"
 META_SCHEMA = "naap_meta"
 PUBLIC = "public"
 
@@ -19,7 +25,7 @@ MAX_IDENTIFIER_BYTES = 63
 ALTERNATE_SUFFIXES = ("_a", "_b")
 
 # Plugin ids whose login role would be one of the platform's own roles.
-RESERVED_PLUGIN_IDS = frozenset({"owner", "migrator", "app", "readonly", "meta"})
+RESERVED_PLUGIN_IDS = frozenset({"owner", "migrator", "app", "readonly", "meta", "connect"})
 
 
 def rw_role(schema: str) -> str:

@@ -12,6 +12,16 @@ resources per plugin and a catalog scan per resource on every refresh.
 `AccessPlan.object_privileges` says what the defaults give, so `verify` still
 checks every existing object's ACL against it.
 
+CONNECT on the database is granted once, to the NOLOGIN group
+`naap_connect`, and every login identity is a member of it (under
+alternating rotation the `_a`/`_b` logins reach it through their identity).
+One GRANT on the database's row instead of one per identity: GRANTs on one
+catalogue row must run one after another ("tuple concurrently updated"), so
+per-identity CONNECT made a dependency chain as long as the catalogue, which
+the Pulumi SDK's recursive cycle check could not walk at 1,000 plugins. It
+also costs one resource fewer per plugin, and "may this role connect" is a
+membership, which the Role resources read back and police like every other.
+
 The Pulumi components declare resources from this plan, `plan --format sql`
 prints it, `verify` compares a live database with it, and the tests hold all
 three to it: one source of truth, in deterministic order (the catalogue's).
@@ -168,6 +178,11 @@ class AccessPlan:
             return names.alternate_logins(identity)
         return (identity,)
 
+    @property
+    def database_grants(self) -> tuple[Grant, ...]:
+        """Grants on the database itself: CONNECT for `naap_connect`, once."""
+        return tuple(grant for grant in self.grants if grant.object_type == "database")
+
     def grants_in(self, schema: str) -> Iterator[Grant]:
         """Grants on a schema (its objects get theirs from default privileges)."""
         return (grant for grant in self.grants if grant.schema == schema)
@@ -187,7 +202,10 @@ def build_plan(catalog: Catalog, rotation: Rotation = Rotation.SINGLE) -> Access
     """Derive the access plan of DESIGN.md from a validated catalogue."""
     schemas = _schemas(catalog)
     identities = _identities(catalog)
-    roles = [Role(names.OWNER, login=False, purpose="owner")]
+    roles = [
+        Role(names.OWNER, login=False, purpose="owner"),
+        Role(names.CONNECT_GROUP, login=False, purpose="connect"),
+    ]
     memberships: list[Membership] = []
     for plan_schema in schemas:
         if plan_schema.rw_role and plan_schema.ro_role:
@@ -207,7 +225,7 @@ def build_plan(catalog: Catalog, rotation: Rotation = Rotation.SINGLE) -> Access
         schemas=schemas,
         roles=tuple(roles),
         memberships=tuple(memberships),
-        grants=tuple(_grants(schemas, [identity for identity, _, _ in identities])),
+        grants=tuple(_grants(schemas)),
         default_privileges=tuple(_default_privileges(schemas)),
         revocations=(
             Revocation("database"),
@@ -230,23 +248,30 @@ def _schemas(catalog: Catalog) -> tuple[SchemaPlan, ...]:
 
 
 def _identities(catalog: Catalog) -> list[tuple[str, str, tuple[str, ...]]]:
-    """(identity, purpose, the groups it is a member of), in a stable order."""
+    """(identity, purpose, the groups it is a member of), in a stable order.
+    Each identity's first group is `naap_connect`: its right to connect."""
+    connect = names.CONNECT_GROUP
     identities: list[tuple[str, str, tuple[str, ...]]] = [
-        (names.MIGRATOR, "migrator", (names.OWNER,))
+        (names.MIGRATOR, "migrator", (connect, names.OWNER))
     ]
     for entry in catalog.plugins:
-        groups = (names.rw_role(entry.schema), *(names.ro_role(read) for read in entry.reads))
+        groups = (
+            connect,
+            names.rw_role(entry.schema),
+            *(names.ro_role(read) for read in entry.reads),
+        )
         identities.append((names.plugin_login(entry.plugin), "plugin", groups))
-    identities.append((names.APP, "app", tuple(names.rw_role(s) for s in catalog.schemas)))
+    identities.append((names.APP, "app", (connect, *(names.rw_role(s) for s in catalog.schemas))))
     identities.append(
-        (names.READONLY, "readonly", tuple(names.ro_role(s) for s in catalog.schemas))
+        (names.READONLY, "readonly", (connect, *(names.ro_role(s) for s in catalog.schemas)))
     )
     return identities
 
 
-def _grants(schemas: tuple[SchemaPlan, ...], identities: list[str]) -> Iterator[Grant]:
-    for identity in identities:
-        yield Grant(identity, "database", ("CONNECT",))
+def _grants(schemas: tuple[SchemaPlan, ...]) -> Iterator[Grant]:
+    # The one grant on the database (module docstring): identities connect
+    # through their membership in naap_connect.
+    yield Grant(names.CONNECT_GROUP, "database", ("CONNECT",))
     for schema in schemas:
         for role, _ in _group_rights(schema):
             yield Grant(role, "schema", ("USAGE",), schema.name)

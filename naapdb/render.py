@@ -73,8 +73,12 @@ def plan_to_text(plan: AccessPlan) -> str:
             f"  {role.name:<{width}}  {login}  {role.purpose:<8} member of: "
             f"{', '.join(member_of.get(role.name, [])) or '-'}"
         )
-    connect = [g.role for g in plan.grants if g.object_type == "database"]
-    lines += ["", f"database {names.DATABASE}: CONNECT to {', '.join(connect)}; PUBLIC revoked"]
+    # CONNECT is granted once, to a group; who may connect is its members.
+    connect = [
+        f"{grant.role} ({len(members_of.get(grant.role, []))} members)"
+        for grant in plan.database_grants
+    ]
+    lines += ["", f"database {plan.database}: CONNECT to {', '.join(connect)}; PUBLIC revoked"]
     lines.append(
         "tables, sequences and functions: rights from the default privileges of "
         f"{names.OWNER}, which creates them all"

@@ -6,10 +6,11 @@ Run by a superuser on the empty database `naap`, the script leaves the roles
 pulumi-postgresql. It is for a DBA to review and for the tests, which apply
 it to a real server and probe every role's rights.
 
-Tables, sequences and functions get their rights from the default
-privileges only, never from `GRANT ... ON ALL TABLES IN SCHEMA`: naap_owner
-creates every object of a naap schema, so the defaults cover them all (see
-`naapdb.plan`).
+CONNECT on the database is one grant, to the group `naap_connect`; the
+login identities are its members (`naapdb.plan`). Tables, sequences and
+functions get their rights from the default privileges only, never from
+`GRANT ... ON ALL TABLES IN SCHEMA`: naap_owner creates every object of a
+naap schema, so the defaults cover them all (see `naapdb.plan`).
 
 It is re-runnable: roles and memberships are created in `DO` blocks that
 look first, schemas with `IF NOT EXISTS`, and GRANT/REVOKE/ALTER are
@@ -48,7 +49,8 @@ def plan_to_sql(plan: AccessPlan) -> str:
         ("memberships", [_membership(m) for m in plan.memberships]),
         ("PUBLIC loses everything on the database and every schema", _revocations(plan)),
         (
-            "grants on the database and the schemas (objects: the default privileges below)",
+            "CONNECT for naap_connect (every login identity is a member), USAGE on the "
+            "schemas (objects: the default privileges below)",
             [_grant(plan.database, grant) for grant in plan.grants],
         ),
         (

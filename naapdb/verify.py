@@ -17,7 +17,10 @@ What counts as drift (each becomes one `Difference` with the SQL that fixes it):
 - a membership of the plan missing (or without INHERIT/SET, PostgreSQL 16+),
   or held WITH ADMIN OPTION; any other membership a plan role holds, or that
   gives a role outside the plan a plan role's rights;
-- a privilege the plan grants missing on the database or a schema; on any
+- a privilege the plan grants missing on the database (CONNECT, for the
+  group `naap_connect` only: the login identities connect as its members, so
+  an identity out of `naap_connect` is a missing membership, and CONNECT
+  held by any other role is an extra grant) or a schema; on any
   existing table, sequence or function of a schema, a privilege missing that
   the schema's default privileges give (`AccessPlan.object_privileges`: the
   plan has no grants on objects, naap_owner's defaults give every object its
@@ -712,10 +715,12 @@ class _Comparison:
     # privileges -------------------------------------------------------------
 
     def _database(self) -> None:
+        # CONNECT belongs to naap_connect alone: a login connects as its
+        # member, so CONNECT granted to any other role (a plan role or not)
+        # is drift, and so is a missing membership in naap_connect.
         expected: dict[str, set[str]] = {}
-        for grant in self.plan.grants:
-            if grant.object_type == "database":
-                expected.setdefault(grant.role, set()).update(grant.privileges)
+        for grant in self.plan.database_grants:
+            expected.setdefault(grant.role, set()).update(grant.privileges)
         target = _Target(
             f"database {self.plan.database}",
             sql.SQL("DATABASE {}").format(sql.Identifier(self.plan.database)),

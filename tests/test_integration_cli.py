@@ -244,6 +244,17 @@ def test_up_verify_probe_push_idempotence_rotation_destroy(engine: Engine) -> No
     assert _denied(community, "CREATE TABLE public.intruder (id int)")
     assert _denied(urls[names.READONLY], f"DELETE FROM {tables['plugin_wallet']}")
     assert not _denied(community, f"SELECT * FROM {tables['public']}")  # reads: [public]
+    # every generated login connects as a member of naap_connect, which holds
+    # the database's one grant besides its owner's
+    for url in urls.values():
+        psycopg.connect(url).close()
+    with server.connect() as admin:
+        database_acl = admin.execute(
+            "SELECT a.grantee::regrole::text, a.privilege_type FROM pg_database d,"
+            " aclexplode(d.datacl) a WHERE d.datname = current_database()"
+            " AND a.grantee <> d.datdba"
+        ).fetchall()
+    assert database_acl == [(names.CONNECT_GROUP, "CONNECT")]
 
     # 5. nothing changes: a preview expecting none, then a second up
     preview = engine.stack.preview(expect_no_changes=True, color="never")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -329,6 +329,97 @@ def test_privileges_on_one_object_never_run_in_parallel(runs: dict[str, Run], st
 
 
 @pytest.mark.parametrize("stack", STACKS)
+def test_connect_is_one_grant_to_naap_connect_and_a_membership_of_each_identity(
+    runs: dict[str, Run], stack: str
+) -> None:
+    """The database row gets two privilege resources whatever the catalogue:
+    PUBLIC's revocation, then CONNECT for `naap_connect`. Each identity's
+    Role lists `naap_connect` in `roles` (so the provider reads the
+    membership back and takes a hand-made one away); `_a`/`_b` reach it
+    through their identity."""
+    run, plan = runs[stack], PLANS[stack]
+    on_database = [r for r in run.of_type(GRANT) if r.inputs["objectType"] == "database"]
+    assert sorted(key(r) for r in on_database) == sorted(
+        [
+            ("grant", "public", "database", None, frozenset()),
+            ("grant", names.CONNECT_GROUP, "database", None, frozenset({"CONNECT"})),
+        ]
+    )
+    (connect,) = [r for r in on_database if r.inputs["role"] == names.CONNECT_GROUP]
+    (revocation,) = [r for r in on_database if r.inputs["role"] == "public"]
+    roles = {r.inputs["name"]: r for r in run.of_type(ROLE)}
+    group = roles[names.CONNECT_GROUP]
+    assert group.inputs["login"] is False and not group.inputs.get("roles")
+    assert group.parent == run.one(ACCESS).urn
+    assert revocation.urn in connect.dependencies and group.urn in connect.dependencies
+    members = {
+        name for name, r in roles.items() if names.CONNECT_GROUP in r.inputs.get("roles", [])
+    }
+    assert members == set(plan.identities)
+    for identity in plan.identities:
+        assert roles[identity].inputs["roles"][0] == names.CONNECT_GROUP
+        assert group.urn in roles[identity].dependencies
+
+
+def longest_chain(run: Run, kept: Callable[[Resource], bool]) -> int:
+    """Resources on the longest path through `Resource.dependencies`, among
+    the resources `kept`: how deep the SDK's recursive dependency walk
+    (pulumi/runtime/resource_cycle_breaker.py) goes. Iterative, so it
+    measures any depth without hitting the recursion limit itself."""
+    resources = {r.urn: r for r in run.resources if kept(r)}
+    depth: dict[str, int] = {}
+    for start in resources:
+        todo = [start]
+        while todo:
+            urn = todo[-1]
+            if urn in depth:
+                todo.pop()
+                continue
+            pending = [d for d in resources[urn].dependencies if d in resources and d not in depth]
+            if pending:
+                todo.extend(pending)
+                continue
+            below = [depth[d] for d in resources[urn].dependencies if d in resources]
+            depth[urn] = 1 + max(below, default=0)
+            todo.pop()
+    return max(depth.values(), default=0)
+
+
+CHAIN_SIZES = (20, 50)
+# The deepest chain of the access layer is a schema's, 10 resources:
+# naap_owner -> the schema -> PUBLIC's revocation -> USAGE x2 -> 5 default
+# privileges. The database's is PUBLIC's revocation -> CONNECT for naap_connect.
+MAX_ACCESS_CHAIN = 12
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_no_dependency_chain_grows_with_the_catalogue(lambda_zip: Path, stack: str) -> None:
+    """GRANTs on one catalogue row run one after another, but no chain may be
+    as long as the catalogue: the Pulumi SDK walks dependencies recursively
+    on every registration, and CONNECT granted per identity made the
+    database's chain ~1,000 long at 1,000 plugins (RecursionError). The
+    longest path among the pulumi-postgresql resources, and through the
+    whole program, is the same for 20 and 50 plugins, and short."""
+    access: dict[int, int] = {}
+    program: dict[int, int] = {}
+    for size in CHAIN_SIZES:
+        catalogue = [{"plugin": "base", "schema": "public"}]
+        catalogue += [
+            {"plugin": f"p{i}", "schema": f"plugin_p{i}", "reads": ["public"]}
+            for i in range(1, size)
+        ]
+        run = harness.run_program(
+            stack, overrides(stack, lambda_zip, **{"naap-db:plugins": catalogue})
+        )
+        access[size] = longest_chain(run, lambda r: r.type.startswith("postgresql:"))
+        program[size] = longest_chain(run, lambda r: True)
+    print(f"\n{stack}: longest dependency chain, access {access}, whole program {program}")
+    small, large = CHAIN_SIZES
+    assert access[small] == access[large] <= MAX_ACCESS_CHAIN
+    assert program[small] == program[large]
+
+
+@pytest.mark.parametrize("stack", STACKS)
 def test_roles_exist_before_what_refers_to_them(runs: dict[str, Run], stack: str) -> None:
     """A grant or default privilege waits for the roles it names, and a Role
     for the groups in its `roles` (they are the groups' `name` outputs)."""
@@ -349,8 +440,9 @@ def test_roles_exist_before_what_refers_to_them(runs: dict[str, Run], stack: str
 
 def plugin_cost(run: Run, plan: AccessPlan, plugin: str) -> list[Resource]:
     """The pulumi-postgresql resources that exist because of one plugin: its
-    SchemaAccess children, its login identity (and `_a`/`_b`, whose `roles`
-    hold its memberships) and its CONNECT grant."""
+    SchemaAccess children and its login identity (and `_a`/`_b`), whose
+    `roles` hold its memberships, `naap_connect` included: a plugin has no
+    grant on the database of its own."""
     entry = next(e for e in CATALOGUE if e["plugin"] == plugin)
     identity = names.plugin_login(plugin)
     own = {identity, *plan.logins_of(identity)}

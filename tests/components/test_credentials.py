@@ -18,6 +18,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from components.credentials import connection_url
 from components.rotation import ARCHIVE_VARIABLE
+from naapdb import names
 from naapdb.stackfiles import load_stack_settings
 from tests import harness
 from tests.harness import ROOT, Run
@@ -289,11 +290,12 @@ def test_prod_rotates_every_secret_on_the_configured_schedule_after_the_roles(pr
     assert {r.inputs["secretId"] for r in rotations} == set(prod.outputs["secret_arns"].values())
     role_urns = {r.inputs["name"]: r.urn for r in prod.of_type(ROLE)}
     schema_urns = {r.inputs["name"]: r.urn for r in prod.of_type("postgresql:index/schema:Schema")}
-    connect_urns = {
-        r.inputs["role"]: r.urn
+    # CONNECT is one grant, to naap_connect; every identity is its member.
+    (connect_urn,) = [
+        r.urn
         for r in prod.of_type("postgresql:index/grant:Grant")
         if r.inputs["objectType"] == "database" and r.inputs["role"] != "public"
-    }
+    ]
     plan = PROD.plan
     for rotation in rotations:
         assert (
@@ -303,10 +305,11 @@ def test_prod_rotates_every_secret_on_the_configured_schedule_after_the_roles(pr
         assert rotation.inputs["rotationLambdaArn"] == function.state["arn"]
         assert rotation.inputs["rotateImmediately"] is False
         # Switching rotation on logs in as the identity: it waits for what that
-        # login needs (its roles, CONNECT, the schemas it reaches), no more.
+        # login needs (its roles, naap_connect and its CONNECT, the schemas it
+        # reaches), no more.
         identity = rotation.name.removeprefix("naap-rotation-")
         needed = {role_urns[name] for name in (identity, *plan.logins_of(identity))}
-        needed.add(connect_urns[identity])
+        needed |= {role_urns[names.CONNECT_GROUP], connect_urn}
         reached = {plan.role(m.group).schema for m in plan.memberships if m.member == identity} - {
             None
         }

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from naapdb import names
 from naapdb.catalog import parse_catalog
 from naapdb.errors import ConfigError
 from naapdb.stackfiles import load_stack_settings
@@ -67,9 +68,20 @@ def test_plugin_id_with_pg_prefix() -> None:
     assert error.key == "naap-db:plugins[1].plugin" and "pg_" in error.message
 
 
-def test_plugin_id_that_would_be_a_platform_role() -> None:
-    error = rejected(entries({"plugin": "app", "schema": "plugin_app"}))
-    assert error.key == "naap-db:plugins[1].plugin" and "naap_app" in error.message
+@pytest.mark.parametrize("plugin", ["app", "connect", "owner", "migrator", "readonly"])
+def test_plugin_id_that_would_be_a_platform_role(plugin: str) -> None:
+    error = rejected(entries({"plugin": plugin, "schema": f"plugin_{plugin}"}))
+    assert error.key == "naap-db:plugins[1].plugin"
+    assert f"'{plugin}' is reserved" in error.message and f"naap_{plugin}" in error.message
+
+
+def test_derived_role_check_knows_the_connect_group(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without the reserved list, the derived-role check still refuses the
+    plugin whose login would be `naap_connect` (the group holding CONNECT)."""
+    monkeypatch.setattr(names, "RESERVED_PLUGIN_IDS", frozenset())
+    error = rejected(entries({"plugin": "connect", "schema": "plugin_connect"}))
+    assert error.key == "naap-db:plugins[1].plugin"
+    assert f"'{names.CONNECT_GROUP}' is already derived by the platform" in error.message
 
 
 def test_schema_whose_derived_role_exceeds_63_bytes() -> None:

@@ -10,7 +10,9 @@ DELETE, nextval, a function call, CREATE TABLE, DROP TABLE and ALTER TABLE.
 The expected outcome of every cell is derived from the plan (memberships,
 grants, default privileges, owners, revocations), never written per role;
 the plan grants nothing on objects, so their rights are the defaults'.
-A role the plan does not know cannot connect to `naap` at all.
+A role the plan does not know cannot connect to `naap` at all: CONNECT is
+granted to the group `naap_connect` only, and every login connects through
+its identity's membership in it.
 """
 
 from __future__ import annotations
@@ -289,6 +291,18 @@ def test_isolation_matrix(fresh_pg: PgServer, rotation: Rotation) -> None:
         fresh_pg.connect(user=INTRUDER, password=intruder_password)
     total += 1
     matched += 1
+    # Every login connected, and only through naap_connect: the database's
+    # one grant (besides its owner's) is CONNECT for that group.
+    assert set(connections) == {role.name for role in plan.login_roles}
+    with fresh_pg.connect() as admin:
+        acl = admin.execute(
+            "SELECT a.grantee::regrole::text, a.privilege_type FROM pg_database d,"
+            " aclexplode(d.datacl) a WHERE d.datname = current_database()"
+            " AND a.grantee <> d.datdba"
+        ).fetchall()
+    assert acl == [(names.CONNECT_GROUP, "CONNECT")]
+    for connection in connections.values():
+        connection.close()
 
     expected_cells = len(plan.login_roles) * (1 + len(plan.schemas) * len(PROBES)) + 1
     print(
@@ -322,3 +336,11 @@ def test_the_model_denies_plugins_what_the_design_denies() -> None:
     meta = [rights(plan, role.name, names.META_SCHEMA) for role in plan.login_roles]
     assert [r.owner for r in meta].count(True) == 1
     assert all(not r.usage for r in meta if not r.owner)
+    # every login may connect, through naap_connect alone; nobody else may
+    for rotation in Rotation:
+        rotated = build_plan(CATALOG, rotation)
+        for role in rotated.login_roles:
+            assert may_connect(rotated, role.name)
+            assert names.CONNECT_GROUP in member_of(rotated, role.name)
+        assert not may_connect(rotated, INTRUDER)
+        assert not [g for g in rotated.database_grants if g.role != names.CONNECT_GROUP]

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from dataclasses import replace
 
+import pytest
+
 from naapdb import names
 from naapdb.catalog import parse_catalog
 from naapdb.plan import (
@@ -36,7 +38,7 @@ def test_roles_of_the_default_catalogue() -> None:
         *(f"naap_{entry.plugin}" for entry in CATALOG.plugins),
     }
     groups = {role.name for role in plan.roles if not role.login}
-    assert groups == {names.OWNER} | {
+    assert groups == {names.OWNER, names.CONNECT_GROUP} | {
         f"{s}_{kind}" for s in PLUGIN_SCHEMAS for kind in ("rw", "ro")
     }
 
@@ -49,10 +51,12 @@ def test_memberships() -> None:
     assert Membership("naap_community", "public_ro") in memberships
     assert Membership("naap_base", "public_rw") in memberships
     assert {m.group for m in memberships if m.member == "naap_app"} == {
-        f"{s}_rw" for s in PLUGIN_SCHEMAS
+        names.CONNECT_GROUP,
+        *(f"{s}_rw" for s in PLUGIN_SCHEMAS),
     }
     assert {m.group for m in memberships if m.member == "naap_readonly"} == {
-        f"{s}_ro" for s in PLUGIN_SCHEMAS
+        names.CONNECT_GROUP,
+        *(f"{s}_ro" for s in PLUGIN_SCHEMAS),
     }
     # nobody but the migrator may act as the owner
     assert [m.member for m in memberships if m.group == names.OWNER] == ["naap_migrator"]
@@ -108,11 +112,48 @@ def test_object_privileges_follow_the_defaults_not_a_table() -> None:
     assert ("plugin_wallet_rw", "function") in trimmed.object_privileges("plugin_wallet")
 
 
-def test_connect_only_for_login_identities() -> None:
-    plan = build_plan(CATALOG)
-    connect = {g.role for g in plan.grants if g.object_type == "database"}
-    assert connect == set(plan.identities)
-    assert all(g.privileges == ("CONNECT",) for g in plan.grants if g.object_type == "database")
+@pytest.mark.parametrize("rotation", list(Rotation), ids=[r.value for r in Rotation])
+def test_connect_is_one_grant_to_a_group_of_the_login_identities(rotation: Rotation) -> None:
+    """CONNECT on the database is granted once, to the NOLOGIN group
+    naap_connect, whatever the catalogue's size; each login identity (and
+    nothing else) is a member, so under alternating rotation `_a`/`_b`
+    connect through their identity."""
+    plan = build_plan(CATALOG, rotation)
+    connect = Grant(names.CONNECT_GROUP, "database", ("CONNECT",))
+    assert plan.database_grants == (connect,)
+    assert [g for g in plan.grants if g.object_type == "database"] == [connect]
+    group = plan.role(names.CONNECT_GROUP)
+    assert not group.login and group.schema is None and group.purpose == "connect"
+    members = [m.member for m in plan.memberships if m.group == names.CONNECT_GROUP]
+    assert members == list(plan.identities)
+    assert {m.member for m in plan.memberships if m.group == names.CONNECT_GROUP} == {
+        names.MIGRATOR,
+        names.APP,
+        names.READONLY,
+        *(names.plugin_login(entry.plugin) for entry in CATALOG.plugins),
+    }
+    # naap_connect is a member of nothing: it confers CONNECT and no other right
+    assert not [m for m in plan.memberships if m.member == names.CONNECT_GROUP]
+    for login in plan.login_roles:
+        identity = login.identity or login.name
+        assert Membership(identity, names.CONNECT_GROUP) in plan.memberships
+
+
+def test_connect_does_not_grow_with_the_catalogue() -> None:
+    small = parse_catalog([{"plugin": "base", "schema": "public"}])
+    large = parse_catalog(
+        [
+            {"plugin": "base", "schema": "public"},
+            *(
+                {"plugin": f"p{i}", "schema": f"plugin_p{i}", "reads": ["public"]}
+                for i in range(50)
+            ),
+        ]
+    )
+    for rotation in Rotation:
+        assert build_plan(small, rotation).database_grants == (
+            build_plan(large, rotation).database_grants
+        )
 
 
 def test_default_privileges_for_owner_in_every_schema() -> None:
@@ -208,6 +249,14 @@ def test_cli_json_lists_everything_for_dev_and_prod() -> None:
             "privileges": ["SELECT", "INSERT", "UPDATE", "DELETE"],
         } in document["default_privileges"]
         assert {g["object_type"] for g in document["grants"]} == {"database", "schema"}
+        assert [g for g in document["grants"] if g["object_type"] == "database"] == [
+            {
+                "role": names.CONNECT_GROUP,
+                "object_type": "database",
+                "privileges": ["CONNECT"],
+                "schema": None,
+            }
+        ]
         # byte-identical on a second run: stable for diffs in review
         again = subprocess.run(
             [sys.executable, "-m", "naapdb", "plan", "--stack", stack, "--format", "json"],
@@ -244,3 +293,8 @@ def test_cli_text_has_a_table_per_schema() -> None:
     ]
     meta = result.stdout.split("schema naap_meta  (")[1].split("\n\n")[0]
     assert "no rights for any plugin role" in meta
+    identities = len(load_stack_settings("dev").plan.identities)
+    assert (
+        f"database naap: CONNECT to naap_connect ({identities} members); PUBLIC revoked"
+        in result.stdout.splitlines()
+    )

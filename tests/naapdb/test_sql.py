@@ -55,6 +55,14 @@ def test_one_create_per_role_and_every_identifier_quoted(rotation: str) -> None:
     assert " ON ALL " not in script
     in_schema = [line for line in script.splitlines() if " IN SCHEMA " in line]
     assert in_schema and all(line.startswith("ALTER DEFAULT PRIVILEGES") for line in in_schema)
+    # CONNECT once, to the group; each login identity is a member of it
+    on_database = [line for line in script.splitlines() if " ON DATABASE " in line]
+    assert on_database == [
+        'REVOKE ALL ON DATABASE "naap" FROM PUBLIC;',
+        f'GRANT CONNECT ON DATABASE "naap" TO "{names.CONNECT_GROUP}";',
+    ]
+    for identity in plan.identities:
+        assert f'THEN GRANT "{names.CONNECT_GROUP}" TO "{identity}"; END IF;' in script
 
 
 def _rows(server: PgServer, query: str) -> list[tuple[Any, ...]]:
@@ -163,6 +171,10 @@ def test_script_applies_twice_and_leaves_exactly_the_plan(
     fresh_pg.execute(script)
     first = catalog_state(fresh_pg)
     assert_matches_plan(first, plan)
+    # the database's ACL holds one grant besides its owner's: the group's CONNECT
+    assert [row for row in first["database"] if row[0] != SUPERUSER] == [
+        (names.CONNECT_GROUP, "CONNECT")
+    ]
     fresh_pg.execute(script)
     assert catalog_state(fresh_pg) == first
 

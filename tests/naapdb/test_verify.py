@@ -277,6 +277,37 @@ DRIFTS = [
         "extra grant: naap_app has CREATE on database naap (not in the plan); "
         'fix: REVOKE CREATE ON DATABASE "naap" FROM "naap_app";',
     ),
+    # CONNECT belongs to naap_connect alone; the identities connect as its members.
+    (
+        "connect-to-a-plan-login",
+        "GRANT CONNECT ON DATABASE naap TO naap_wallet",
+        "extra grant: naap_wallet has CONNECT on database naap (not in the plan); "
+        'fix: REVOKE CONNECT ON DATABASE "naap" FROM "naap_wallet";',
+    ),
+    (
+        "connect-to-a-role-outside-the-plan",
+        "CREATE ROLE intruder LOGIN; GRANT CONNECT ON DATABASE naap TO intruder",
+        "extra grant: intruder (a role outside the plan) has CONNECT on database naap (not in "
+        'the plan); fix: REVOKE CONNECT ON DATABASE "naap" FROM "intruder";',
+    ),
+    (
+        "left-the-connect-group",
+        "REVOKE naap_connect FROM naap_gateway",
+        "missing membership: naap_gateway is not a member of naap_connect; "
+        'fix: GRANT "naap_connect" TO "naap_gateway";',
+    ),
+    (
+        "role-outside-the-plan-in-the-connect-group",
+        "CREATE ROLE intruder LOGIN; GRANT naap_connect TO intruder",
+        "extra membership: intruder (a role outside the plan) is a member of naap_connect "
+        '(not in the plan); fix: REVOKE "naap_connect" FROM "intruder";',
+    ),
+    (
+        "connect-group-lost-connect",
+        "REVOKE CONNECT ON DATABASE naap FROM naap_connect",
+        "missing grant: naap_connect lacks CONNECT on database naap; "
+        'fix: GRANT CONNECT ON DATABASE "naap" TO "naap_connect";',
+    ),
     (
         "grant-option",
         "GRANT SELECT ON public.items TO public_ro WITH GRANT OPTION",
@@ -463,7 +494,8 @@ def test_no_drift_after_the_real_push_of_the_sample_migrations(
 def test_naap_readonly_can_run_verify(
     dev_db: PgServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """The catalogs are world-readable: CONNECT on naap is all verify needs."""
+    """The catalogs are world-readable: CONNECT on naap (as a member of
+    naap_connect) is all verify needs."""
     dev_db.execute(f"ALTER ROLE naap_readonly PASSWORD '{READONLY_PASSWORD}'")
     as_readonly = {"user": names.READONLY, "password": READONLY_PASSWORD}
     assert run_verify(dev_db, monkeypatch, capsys, **as_readonly)[:2] == (0, "")
@@ -633,7 +665,7 @@ def test_parse_ignores_nothing_it_reads() -> None:
     document = {
         "database": "naap",
         "server_version": 160004,
-        "database_acl": [["naap_app", "CONNECT", False]],
+        "database_acl": [["naap_connect", "CONNECT", False]],
         "roles": [["naap_app", True, False, False, False, False, False]],
         "memberships": [["naap_app", "public_rw", False, None, None]],
         "schemas": [["public", "naap_owner", [["public_rw", "USAGE", False]]]],
