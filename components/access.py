@@ -190,6 +190,15 @@ class _Declarer:
     groups_of: Mapping[str, Sequence[str]]
     roles: dict[str, postgresql.Role] = field(default_factory=dict)
     resources: list[pulumi.Resource] = field(default_factory=list)
+    depended_on: set[int] = field(default_factory=set)
+    """ids of the resources another access resource waits for."""
+
+    @property
+    def frontier(self) -> list[pulumi.Resource]:
+        """The resources nothing else here waits for: waiting for these is
+        waiting for all of them (the engine waits transitively), at a
+        fraction of the dependencies to hand the SDK."""
+        return [r for r in self.resources if id(r) not in self.depended_on]
 
     def options(
         self,
@@ -202,6 +211,7 @@ class _Declarer:
     ) -> pulumi.ResourceOptions:
         """`keep`: a role or schema, protected in production; `retain`: never
         deleted from the server by Pulumi (a schema holds data)."""
+        self.depended_on.update(id(resource) for resource in depends_on)
         return pulumi.ResourceOptions(
             parent=parent,
             provider=self.provider,
@@ -225,7 +235,9 @@ class _Declarer:
         are their Role resources' `name` outputs, so the member depends on
         them). A login gets its password unless it is an alternating
         rotation's `_b`, which gets one from the first rotation."""
-        groups = [self.roles[group].name for group in self.groups_of.get(role.name, ())]
+        group_roles = [self.roles[group] for group in self.groups_of.get(role.name, ())]
+        self.depended_on.update(id(group) for group in group_roles)
+        groups = [group.name for group in group_roles]
         password = self.passwords[role.name] if role.name in self.password_logins else None
         resource = postgresql.Role(
             f"{prefix}-role-{role.name}",
@@ -430,6 +442,7 @@ class DatabaseAccess(pulumi.ComponentResource):
             declarer.default_privilege(name, self, default, [])
         self.roles = declarer.roles
         self.resources = declarer.resources
+        self.frontier = declarer.frontier
         self._plan = plan
         self._groups_of = declarer.groups_of
         self.register_outputs(

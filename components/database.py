@@ -46,7 +46,9 @@ class NaapDatabase(pulumi.ComponentResource):
                 settings,
                 self.server,
                 self.credentials,
-                self.access.resources,
+                # Waiting for the frontier is waiting for every access
+                # resource, without handing the SDK 15 dependencies a plugin.
+                self.access.frontier,
                 child,
             )
         self.register_outputs({"host": self.server.host, "port": self.server.port})
