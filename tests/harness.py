@@ -349,7 +349,7 @@ def run_program(
     sys.path.insert(0, str(ROOT))
     # The program tunes the garbage collector for its own (one-shot) process;
     # the test session gets its own setting back afterwards.
-    gc_thresholds = gc.get_threshold()
+    collecting = gc.isenabled()
     try:
         _sync_await(
             pulumi.runtime.stack.run_pulumi_func(
@@ -360,7 +360,8 @@ def run_program(
         error = caught
     finally:
         sys.path.remove(str(ROOT))
-        gc.set_threshold(*gc_thresholds)
+        if collecting:
+            gc.enable()
     outputs, secret_outputs = ({}, set()) if error else _stack_outputs()
     settings.SETTINGS.outputs.clear()
     pulumi.runtime.set_all_config({}, [])
