@@ -249,7 +249,9 @@ def program_worker(stack: str, size: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="naapdb-bench-") as directory:
         overrides = program_overrides(stack, size, Path(directory))
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        wall, run = timed(lambda: harness.run_program(stack, overrides))
+        # This process ends with the run, as the real program does: the
+        # collector the program turned off stays off (tests/harness.py).
+        wall, run = timed(lambda: harness.run_program(stack, overrides, restore_collector=False))
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
     return {
         "wall_s": wall,

@@ -335,6 +335,7 @@ def run_program(
     call_handlers: Mapping[str, CallHandler] | None = None,
     resource_handlers: Mapping[str, ResourceHandler] | None = None,
     raise_errors: bool = True,
+    restore_collector: bool = True,
 ) -> Run:
     """Run `__main__.py` for `stack` under mocks and return what it registered."""
     config, secret_keys = stack_config(stack, overrides)
@@ -360,7 +361,10 @@ def run_program(
         error = caught
     finally:
         sys.path.remove(str(ROOT))
-        if collecting:
+        # Re-enabling makes the next allocation scan every object the run
+        # left behind; a one-shot process (the benchmark's, like the real
+        # program's) just exits instead.
+        if collecting and restore_collector:
             gc.enable()
     outputs, secret_outputs = ({}, set()) if error else _stack_outputs()
     settings.SETTINGS.outputs.clear()
