@@ -438,17 +438,27 @@ def _project_dir(size: int) -> Iterator[Path]:
         yield Path(directory)
 
 
-def _plan_cli(project: Path, output_format: str) -> float:
-    command = [sys.executable, "-m", "naapdb", "plan", "--stack", PLAN_STACK]
-    command += ["--format", output_format, "--project", str(project)]
+def _timed_cli(arguments: Sequence[str], **environment: str) -> float:
+    """Wall time of `python -m naapdb ARGUMENTS` as a user runs it (a fresh
+    interpreter), with `environment` added (DATABASE_URL, never argv)."""
+    command = [sys.executable, "-m", "naapdb", *arguments]
     seconds, result = timed(
-        lambda: subprocess.run(command, capture_output=True, env=_env(), cwd=ROOT, check=False)
+        lambda: subprocess.run(
+            command, capture_output=True, env=_env(**environment), cwd=ROOT, check=False
+        )
     )
     if result.returncode != 0:
         raise RuntimeError(
-            f"`plan --format {output_format}` failed: {result.stderr.decode()[-300:]}"
+            f"`python -m naapdb {arguments[0]}` exited {result.returncode}: "
+            f"{result.stderr.decode()[-300:]}"
         )
     return float(seconds)
+
+
+def _plan_cli(project: Path, output_format: str) -> float:
+    return _timed_cli(
+        ["plan", "--stack", PLAN_STACK, "--format", output_format, "--project", str(project)]
+    )
 
 
 # -- push --------------------------------------------------------------------
@@ -499,26 +509,7 @@ def _push_in_process(url: str, source: Path) -> tuple[float, int]:
 
 
 def _push_cli(url: str, source: Path) -> float:
-    command = [
-        sys.executable,
-        "-m",
-        "naapdb",
-        "push",
-        "--source",
-        str(source),
-        "--project",
-        str(ROOT),
-    ]
-    seconds, result = timed(
-        lambda: subprocess.run(
-            command, capture_output=True, env=_env(DATABASE_URL=url), cwd=ROOT, check=False
-        )
-    )
-    if result.returncode != 0:
-        raise RuntimeError(
-            f"`python -m naapdb push` exited {result.returncode}: {result.stderr.decode()[-300:]}"
-        )
-    return float(seconds)
+    return _timed_cli(["push", "--source", str(source), "--project", str(ROOT)], DATABASE_URL=url)
 
 
 def bench_push(report: Report) -> None:
@@ -572,26 +563,9 @@ def verify_sizes(sizes: Sequence[int]) -> tuple[int, ...]:
 
 
 def _verify_cli(url: str, project: Path) -> float:
-    command = [
-        sys.executable,
-        "-m",
-        "naapdb",
-        "verify",
-        "--stack",
-        VERIFY_STACK,
-        "--project",
-        str(project),
-    ]
-    seconds, result = timed(
-        lambda: subprocess.run(
-            command, capture_output=True, env=_env(DATABASE_URL=url), cwd=ROOT, check=False
-        )
+    return _timed_cli(
+        ["verify", "--stack", VERIFY_STACK, "--project", str(project)], DATABASE_URL=url
     )
-    if result.returncode != 0:
-        raise RuntimeError(
-            f"`python -m naapdb verify` exited {result.returncode}: {result.stderr.decode()[-300:]}"
-        )
-    return float(seconds)
 
 
 def bench_verify(report: Report) -> None:
