@@ -4,7 +4,6 @@ history), and no error message ever carries its password."""
 
 from __future__ import annotations
 
-import os
 import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
@@ -19,17 +18,6 @@ _KEYWORD_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.I
 
 class ConnectionError_(RuntimeError):
     """A connection problem, already redacted: safe to print."""
-
-
-def database_url(variable: str = DATABASE_URL) -> str:
-    """The connection string from the environment, or a one-line error."""
-    value = os.environ.get(variable, "").strip()
-    if not value:
-        raise ConnectionError_(
-            f"{variable} is not set; export it (e.g. from `python -m naapdb dotenv`) "
-            "rather than passing a connection string on the command line"
-        )
-    return value
 
 
 def one_line(text: object) -> str:

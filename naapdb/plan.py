@@ -58,7 +58,6 @@ RO_PRIVILEGES: dict[str, tuple[str, ...]] = {
     "table": ("SELECT",),
     "sequence": ("SELECT",),
 }
-OBJECT_TYPES = ("table", "sequence", "function")
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ import subprocess
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from naapdb import names
 from naapdb.catalog import Catalog
@@ -293,11 +293,3 @@ def prisma_environment(base: Mapping[str, str], database_url: str) -> dict[str, 
 def _without_database_url(base: Mapping[str, str]) -> dict[str, str]:
     dropped = {"DATABASE_URL", "DIRECT_URL", "NAAPDB_DATABASE_SECRET_ID", "PGPASSWORD"}
     return {key: value for key, value in base.items() if key not in dropped}
-
-
-def decode_options(url: str) -> str:
-    """The `options` value of a URL, decoded (for messages and tests)."""
-    for key, value in parse_qsl(urlsplit(url).query, keep_blank_values=True):
-        if key == "options":
-            return unquote(value)
-    return ""

@@ -110,7 +110,7 @@ def resolve_catalog(stack: str | None, root: Path | None = None) -> Catalog:
     `NAAPDB_STACK`), else the project-level one of `Pulumi.yaml`, which every
     stack inherits (read alone, so a push needs no stack file)."""
     root = root or find_project_root()
-    stack = stack or os.environ.get(STACK_VARIABLE) or None
+    stack = stack_name(stack)
     if stack:
         from naapdb import stackfiles
 
@@ -118,12 +118,14 @@ def resolve_catalog(stack: str | None, root: Path | None = None) -> Catalog:
     return project_catalog(root)
 
 
+def stack_name(stack: str | None) -> str | None:
+    """The stack whose settings the push follows: `--stack`, else `NAAPDB_STACK`."""
+    return stack or os.environ.get(STACK_VARIABLE) or None
+
+
 def project_catalog(root: Path) -> Catalog:
     """The project-level catalogue of `Pulumi.yaml`."""
-    import yaml
-
-    # libyaml's safe loader when installed: a no-op push should start fast.
-    document = read_yaml(root / PROJECT_FILE, getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    document = read_yaml(root / PROJECT_FILE)
     config = document.get("config") if isinstance(document, Mapping) else None
     if not isinstance(config, Mapping):
         raise ConfigError(f"{PROJECT_FILE}: config", f"must declare {CATALOG_KEY}")
@@ -278,7 +280,11 @@ def statements(text: str) -> list[tuple[int, int]]:
     """(start, end) offsets of each statement of `text`, split at the semicolons
     that end one: those in comments, literals, dollar-quoted bodies and
     `BEGIN ATOMIC ... END` function bodies do not."""
-    code = _blank_out(text)
+    return _statements_in(_blank_out(text))
+
+
+def _statements_in(code: str) -> list[tuple[int, int]]:
+    """`statements` of text whose comments and literals are already blanked out."""
     found: list[tuple[int, int]] = []
     start, atomic = 0, False
     for match in re.finditer(";", code):
@@ -307,7 +313,7 @@ def forbidden_statement(text: str) -> tuple[int, str] | None:
     identifiers and dollar-quoted bodies are skipped, and so is a
     `BEGIN ATOMIC ... END` function body."""
     code = _blank_out(text)
-    for start, end in statements(text):
+    for start, end in _statements_in(code):
         words = [word.upper() for word in _WORD.findall(code[start:end])[:4]]
         found = _forbidden(words)
         if found:

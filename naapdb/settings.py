@@ -26,7 +26,6 @@ NAMESPACE = "naap-db"
 SECRET_LOOKING_KEY = re.compile(r"password|secret|token|passphrase", re.IGNORECASE)
 ADMIN_PASSWORD_KEY = "adminPassword"
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
-OPEN_CIDRS = frozenset({"0.0.0.0/0", "::/0"})
 
 T = TypeVar("T")
 
@@ -442,10 +441,10 @@ def _check_external(server: ExternalServer, key: str) -> None:
 
 def _check_cidr(cidr: str, key: str, production: bool) -> None:
     try:
-        ipaddress.ip_network(cidr, strict=False)
+        network = ipaddress.ip_network(cidr, strict=False)
     except ValueError:
         raise ConfigError(key, f"{cidr!r} is not a CIDR block, e.g. 10.0.0.0/16") from None
-    if production and ipaddress.ip_network(cidr, strict=False).prefixlen == 0:
+    if production and network.prefixlen == 0:
         raise ConfigError(key, f"{cidr} opens the database to the internet in a production stack")
 
 

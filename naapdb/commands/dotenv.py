@@ -87,10 +87,10 @@ def pick_role(urls: Mapping[str, str], role: str) -> tuple[str, str | None]:
     alternating login rather than the role asked for."""
     if role in urls:
         return role, None
-    first = names.alternate_logins(role)[0]
+    first, second = names.alternate_logins(role)
     if first in urls:
         return first, (
-            f"note: {role} logs in as {first}/{names.alternate_logins(role)[1]} (alternating "
+            f"note: {role} logs in as {first}/{second} (alternating "
             f"rotation); using {first} with its first password. Once rotated, read the "
             f"current login from its Secrets Manager secret (stack output secret_arns)."
         )

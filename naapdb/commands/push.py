@@ -48,13 +48,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import os
-
     from naapdb import push
     from naapdb.project import find_project_root
 
     root = args.project or find_project_root()
-    stack = args.stack or os.environ.get(push.STACK_VARIABLE) or None
+    stack = push.stack_name(args.stack)
     mode, source_dir, prisma_dir = "sql", push.DEFAULT_SOURCE, None
     if stack:
         from naapdb.stackfiles import load_stack_settings
