@@ -184,9 +184,8 @@ class _Declarer:
     production: bool
     alternating: bool
     passwords: Mapping[str, pulumi.Output[str]]
-    """Login -> its generated password (`Credentials.passwords`)."""
-    password_logins: frozenset[str]
-    """The logins Pulumi gives a password: the first login of each identity."""
+    """Login -> its generated password (`Credentials.passwords`): the first
+    login of each identity; an alternating `_b` has none until rotation."""
     groups_of: Mapping[str, Sequence[str]]
     roles: dict[str, postgresql.Role] = field(default_factory=dict)
     resources: list[pulumi.Resource] = field(default_factory=list)
@@ -238,7 +237,7 @@ class _Declarer:
         group_roles = [self.roles[group] for group in self.groups_of.get(role.name, ())]
         self.depended_on.update(id(group) for group in group_roles)
         groups = [group.name for group in group_roles]
-        password = self.passwords[role.name] if role.name in self.password_logins else None
+        password = self.passwords.get(role.name)
         resource = postgresql.Role(
             f"{prefix}-role-{role.name}",
             name=role.name,
@@ -401,7 +400,6 @@ class DatabaseAccess(pulumi.ComponentResource):
             production=settings.production,
             alternating=plan.rotation is Rotation.ALTERNATING,
             passwords=passwords,
-            password_logins=frozenset(role.name for role in plan.first_logins),
             groups_of=groups_of(plan),
         )
         by_schema = scopes(plan)

@@ -72,7 +72,7 @@ class SchemaPush(pulumi.ComponentResource):
             # the error message anyway, and neither ever holds the URL.
             logging=local.Logging.STDOUT,
             add_previous_output_in_env=False,
-            triggers=[self.source_hash, _server_identity(server)],
+            triggers=[self.source_hash, server.identity],
             opts=pulumi.ResourceOptions(
                 parent=self,
                 depends_on=list(access_resources),
@@ -141,13 +141,6 @@ def _environment(
         lambda args: connection_url(names.MIGRATOR, args[3], args[0], args[1], args[2], sslmode)
     )
     return pulumi.Output.secret(url.apply(lambda value: {"DATABASE_URL": value}))
-
-
-def _server_identity(server: DatabaseServer) -> pulumi.Output[str]:
-    identity = getattr(server, "identity", None)
-    if identity is not None:
-        return pulumi.Output.from_input(identity)
-    return pulumi.Output.concat(server.host, ":", pulumi.Output.from_input(server.port).apply(str))
 
 
 def _project_path(configured: str) -> Path:

@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING, Any
 import pulumi
 import pulumi_aws as aws
 
-from naapdb.rotate import ENDPOINT_VARIABLE, ENGINE
+from components.server import stack_tags
+from naapdb.rotate import ENDPOINT_VARIABLE, DbSecret
 from naapdb.settings import StackSettings
 
 if TYPE_CHECKING:
@@ -58,44 +59,21 @@ def secret_name(stack: str, identity: str) -> str:
     return f"naap-db/{stack}/{identity}"
 
 
-def _tags(stack: str) -> dict[str, str]:
-    return {"Project": "naap-db", "Stack": stack, "ManagedBy": "pulumi"}
-
-
-def _require(server: DatabaseServer, attribute: str) -> Any:
-    value = getattr(server, attribute, None)
-    if value is None or value == ():
-        raise pulumi.RunError(
-            f"naap-db:credentials.rotation: alternating rotation needs the server's "
-            f"{attribute}, which only an rds server has; use naap-db:server.kind rds"
-        )
-    return value
-
-
-def secret_document(
-    host: str, port: int, database: str, login: str, password: str, master_arn: str, sslmode: str
-) -> str:
-    """The secret string of an identity: the RDS format plus `sslmode`."""
-    return json.dumps(
-        {
-            "engine": ENGINE,
-            "host": host,
-            "port": int(port),
-            "dbname": database,
-            "username": login,
-            "password": password,
-            "masterarn": master_arn,
-            "sslmode": sslmode,
-        }
-    )
-
-
 def _document_builder(login: str, sslmode: str) -> Callable[[Any], str]:
-    """`secret_document` for one login, from (host, port, database, password, master arn)."""
+    """The secret string of one login (the RDS format plus `sslmode`, as the
+    rotation reads it), from (host, port, database, password, master arn)."""
 
     def build(values: Any) -> str:
         host, port, database, password, master_arn = values
-        return secret_document(host, port, database, login, password, master_arn, sslmode)
+        return DbSecret(
+            host=host,
+            port=int(port),
+            dbname=database,
+            username=login,
+            password=password,
+            masterarn=master_arn,
+            sslmode=sslmode,
+        ).to_json()
 
     return build
 
@@ -116,7 +94,9 @@ class IdentitySecrets(pulumi.ComponentResource):
     ) -> None:
         super().__init__("naap:database:IdentitySecrets", name, None, opts)
         plan = settings.plan
-        master_arn: pulumi.Output[str] = _require(server, "master_secret_arn")
+        master_arn = server.master_secret_arn
+        # Credentials refuses alternating rotation without an rds server, which has these.
+        assert master_arn is not None
         # A deleted secret would take the only copy of a rotated password with it.
         protected = pulumi.ResourceOptions(parent=self, protect=settings.production)
         self.arns = {}
@@ -126,7 +106,7 @@ class IdentitySecrets(pulumi.ComponentResource):
                 f"{name}-{identity}",
                 name=secret_name(settings.stack, identity),
                 description=f"naap-db {settings.stack}: current login of {identity} (rotated)",
-                tags=_tags(settings.stack),
+                tags=stack_tags(settings.stack),
                 opts=protected,
             )
             built = pulumi.Output.all(
@@ -164,11 +144,13 @@ class PasswordRotation(pulumi.ComponentResource):
     ) -> None:
         super().__init__("naap:database:PasswordRotation", name, None, opts)
         archive = lambda_archive(settings)
-        master_arn = _require(server, "master_secret_arn")
-        vpc_id = _require(server, "vpc_id")
-        subnet_ids = _require(server, "subnet_ids")
-        client_group_id = _require(server, "client_security_group_id")
-        tags = _tags(settings.stack)
+        master_arn = server.master_secret_arn
+        assert master_arn is not None  # an rds server (see IdentitySecrets)
+        assert server.client_security_group_id is not None
+        vpc_id = server.vpc_id
+        subnet_ids = server.subnet_ids
+        client_group_id = server.client_security_group_id
+        tags = stack_tags(settings.stack)
         child = pulumi.ResourceOptions(parent=self)
         region = aws.get_region_output(opts=pulumi.InvokeOutputOptions(parent=self)).region
         partition = aws.get_partition_output(opts=pulumi.InvokeOutputOptions(parent=self))
