@@ -22,8 +22,8 @@ import pulumi_random as random
 
 from components.rotation import IdentitySecrets
 from components.server import DatabaseServer
-from naapdb.plan import Role, Rotation
-from naapdb.settings import CredentialSettings, StackSettings
+from naapdb.plan import Rotation
+from naapdb.settings import StackSettings
 
 # Letters and digits only: safe unescaped in a URL, a libpq key=value string
 # and a shell, and 40 of them still carry over 230 bits.
@@ -57,7 +57,7 @@ class Credentials(pulumi.ComponentResource):
                 f"{name}-{role.name}",
                 length=credentials.password_length,
                 special=PASSWORD_SPECIAL,
-                keepers=password_keepers(credentials, role),
+                keepers=credentials.keepers(role.name, role.identity),
                 opts=pulumi.ResourceOptions(parent=self),
             )
             self.passwords[role.name] = pulumi.Output.secret(password.result)
@@ -89,15 +89,6 @@ class Credentials(pulumi.ComponentResource):
                 "secret_arns": self.secret_arns,
             }
         )
-
-
-def password_keepers(credentials: CredentialSettings, role: Role) -> dict[str, str]:
-    """What replaces a password when it changes: the stack-wide epoch and the
-    role's own (an alternating login also follows its identity's epoch)."""
-    role_epoch = credentials.epoch_of(role.name)
-    if role.identity is not None:
-        role_epoch += credentials.epoch_of(role.identity)
-    return {"role": role.name, "epoch": str(credentials.epoch), "role_epoch": str(role_epoch)}
 
 
 def connection_url(

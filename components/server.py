@@ -144,11 +144,7 @@ class DatabaseServer(pulumi.ComponentResource):
             length=credentials.password_length,
             # Letters and digits: safe in a URL, a libpq string, a shell and SQL.
             special=False,
-            keepers={
-                "role": server.admin_user,
-                "epoch": str(credentials.epoch),
-                "role_epoch": str(credentials.epoch_of(server.admin_user)),
-            },
+            keepers=credentials.keepers(server.admin_user),
             opts=child,
         )
         secret_password: pulumi.Output[str] = pulumi.Output.secret(password.result)

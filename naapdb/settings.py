@@ -142,6 +142,13 @@ class CredentialSettings:
         """The rotation epoch of one login role: bump it to give it a new password."""
         return self.epochs.get(role, 0)
 
+    def keepers(self, role: str, identity: str | None = None) -> dict[str, str]:
+        """What replaces a role's generated password when it changes: the
+        stack-wide epoch and the role's own (an alternating login also follows
+        its identity's epoch)."""
+        role_epoch = self.epoch_of(role) + (self.epoch_of(identity) if identity else 0)
+        return {"role": role, "epoch": str(self.epoch), "role_epoch": str(role_epoch)}
+
 
 @dataclass(frozen=True)
 class PushSettings:
@@ -470,8 +477,10 @@ def parse_credentials(raw: Any, default_rotation: Rotation) -> CredentialSetting
     epochs = values.get("epochs", {})
     if not isinstance(epochs, Mapping):
         raise ConfigError(f"{key}.epochs", "must map a login role to an integer epoch")
-    for role, epoch in epochs.items():
-        _typed(epoch, int, f"{key}.epochs.{role}")
+    # `pulumi config set --path` may store an epoch as "1": keep the integer.
+    values["epochs"] = {
+        role: _typed(epoch, int, f"{key}.epochs.{role}") for role, epoch in epochs.items()
+    }
     credentials = CredentialSettings(rotation=rotation, **values)
     if credentials.password_length < 32:
         raise ConfigError(f"{key}.passwordLength", "must be at least 32")
