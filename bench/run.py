@@ -296,8 +296,12 @@ def _import_program() -> None:
         text = source.read_text()
         for package, alias in re.findall(r"^import (pulumi_\w+) as (\w+)$", text, re.MULTILINE):
             module = importlib.import_module(package)
-            for attribute in set(re.findall(rf"\b{alias}\.([a-z_0-9]+)\b", text)):
-                getattr(module, attribute, None)
+            for path in set(re.findall(rf"\b{alias}((?:\.\w+)+)", text)):
+                # A submodule is a lazy module until something inside it is
+                # looked up: follow the whole path (`aws.ec2.SecurityGroup`).
+                target: Any = module
+                for attribute in path.lstrip(".").split("."):
+                    target = getattr(target, attribute, None)
 
 
 def _run_worker(stack: str, size: int, timeout: float) -> dict[str, Any]:

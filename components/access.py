@@ -11,15 +11,16 @@ CONNECT on the database for `naap_connect` (one grant), the revocation of
 PUBLIC's rights on it, and the revocation of PUBLIC's EXECUTE on functions
 naap_owner creates. One `SchemaAccess` per schema holds the schema itself,
 its `_rw`/`_ro` group roles, USAGE on the schema, the default privileges,
-and PUBLIC's revocation on it.
+and, on `public` only, PUBLIC's revocation (PostgreSQL gives PUBLIC nothing
+on a schema CREATE SCHEMA makes; `naapdb.plan.PUBLIC_RIGHTS_SCHEMAS`).
 
 What one plugin costs (single rotation / alternating): the SchemaAccess
 component, the Schema, 3 / 5 Roles (`_rw`, `_ro`, `naap_<plugin>`, and its
-`_a`/`_b`), USAGE for `_rw` and `_ro`, PUBLIC's revocation on the schema, 5
-DefaultPrivileges (tables, sequences, functions for `_rw`; tables, sequences
-for `_ro`): 13 / 15 here, plus one password (and under alternating rotation
-the identity's secret, its version and its rotation schedule) in
-`components/credentials.py` and `rotation.py`. Its right to connect is an
+`_a`/`_b`), USAGE for `_rw` and `_ro`, 5 DefaultPrivileges (tables,
+sequences, functions for `_rw`; tables, sequences for `_ro`): 12 / 14 here,
+plus one password (and under alternating rotation the identity's secret,
+its version and its rotation schedule) in `components/credentials.py` and
+`rotation.py`. Its right to connect is an
 entry of the identity's `roles` (`naap_connect`), not a resource.
 
 Data safety, decided in `_Declarer.options` only: schemas are always
@@ -365,6 +366,10 @@ class SchemaAccess(pulumi.ComponentResource):
             last = declarer.grant(name, self, grant, [last])
         for default in scope.default_privileges:
             last = declarer.default_privilege(name, self, default, [last])
+        self.ready: pulumi.Resource = last
+        """The chain's last resource: once it exists, so does everything
+        here (the chain starts at the schema, and each grant and default
+        privilege waits for the group roles it names)."""
         self.resources: list[pulumi.Resource] = declarer.resources[first:]
         self.register_outputs(
             {
@@ -454,14 +459,16 @@ class DatabaseAccess(pulumi.ComponentResource):
     def ready_for(self, identity: str) -> list[pulumi.Resource]:
         """What a login of `identity` needs before it can log in and reach
         its schemas: its roles, `naap_connect` and its CONNECT grant (the
-        identity connects as a member), and the schemas its groups serve.
-        Rotation waits on exactly this; waiting on every access resource for
-        every identity would cost the program quadratic time."""
+        identity connects as a member), and the schemas its groups serve,
+        each by its `ready` resource. Rotation waits on exactly this; waiting
+        on every access resource for every identity, or on each schema's
+        every resource, would cost the program quadratic time (the SDK
+        copies a resource's dependency set for each one added)."""
         members = {identity, *self._plan.logins_of(identity)}
         needed: list[pulumi.Resource] = [self.roles[name] for name in sorted(members)]
         needed += [self.roles[names.CONNECT_GROUP], self.connect_grant]
         for group in self._groups_of.get(identity, ()):
             schema = self._plan.role(group).schema
             if schema is not None:
-                needed.append(self.schemas[schema])
+                needed.append(self.schemas[schema].ready)
         return needed

@@ -8,7 +8,8 @@
   zip built by `scripts/build-rotation-lambda.py`) in the database's subnets,
   a member of the server's client security group (5432 to the database) and
   of its own group (HTTPS to Secrets Manager); an IAM role that may touch
-  these secrets and read the master secret, nothing else; one permission
+  the secrets of this stack's names set to rotate with this function, and
+  read the master secret, nothing else; one permission
   for Secrets Manager to invoke it for this stack's secrets (by name
   pattern, in this account); and a `SecretRotation` per secret every
   `naap-db:credentials.rotationDays` days. Created after the roles exist,
@@ -52,6 +53,8 @@ ROTATION_ACTIONS = (
     "secretsmanager:PutSecretValue",
     "secretsmanager:UpdateSecretVersionStage",
 )
+# The secret's rotation function, as IAM sees it when the function calls.
+ROTATION_FUNCTION_CONDITION = "secretsmanager:resource/AllowRotationLambdaArn"
 
 
 def secret_name(stack: str, identity: str) -> str:
@@ -192,7 +195,7 @@ class PasswordRotation(pulumi.ComponentResource):
             tags=tags,
             opts=child,
         )
-        aws.iam.RolePolicyAttachment(
+        vpc_access = aws.iam.RolePolicyAttachment(
             f"{name}-lambda-vpc",
             role=role.name,
             policy_arn=partition.partition.apply(
@@ -200,16 +203,6 @@ class PasswordRotation(pulumi.ComponentResource):
             ),
             opts=child,
         )
-        ordered = sorted(secret_arns)
-        policy = aws.iam.RolePolicy(
-            f"{name}-lambda-secrets",
-            role=role.id,
-            policy=pulumi.Output.all(master_arn, *(secret_arns[i] for i in ordered)).apply(
-                lambda arns: rotation_policy(arns[1:], arns[0])
-            ),
-            opts=child,
-        )
-
         function = aws.lambda_.Function(
             f"{name}-lambda",
             description=f"naap-db {settings.stack}: alternating-login password rotation",
@@ -232,31 +225,48 @@ class PasswordRotation(pulumi.ComponentResource):
                 }
             ),
             tags=tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[policy]),
+            # Creating a function in a VPC checks that its role may create
+            # network interfaces, which the attachment grants.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[vpc_access]),
         )
 
         # One permission for the stack's secrets, not one per secret: a
         # resource per identity is a resource per plugin (issue 8's budget
         # is 20). Lambda compares SourceArn with StringLike, so the pattern
         # admits Secrets Manager invoking it for secrets of this account and
-        # region named naap-db/<stack>/..., nothing else; what the function
-        # may then touch is still only these secrets (its role's policy
-        # lists their exact ARNs).
+        # region named naap-db/<stack>/..., nothing else.
         account = aws.get_caller_identity_output(
             opts=pulumi.InvokeOutputOptions(parent=self)
         ).account_id
+        secrets_pattern = pulumi.Output.all(partition.partition, region, account).apply(
+            lambda values: secrets_arn_pattern(values[0], values[1], values[2], settings.stack)
+        )
         permission = aws.lambda_.Permission(
             f"{name}-invoke",
             action="lambda:InvokeFunction",
             function=function.name,
             principal="secretsmanager.amazonaws.com",
             source_account=account,
-            source_arn=pulumi.Output.all(partition.partition, region, account).apply(
-                lambda values: secrets_arn_pattern(values[0], values[1], values[2], settings.stack)
+            source_arn=secrets_pattern,
+            opts=child,
+        )
+        # What the function may touch: secrets of this stack's names that
+        # are set to rotate with this very function (AWS's own rotation
+        # templates scope the same way). Listing each secret's ARN instead
+        # made this policy, and so every schedule waiting for it, depend on
+        # every secret: the SDK's dependency-cycle check then walked all of
+        # them once per schedule, quadratic in the catalogue.
+        policy = aws.iam.RolePolicy(
+            f"{name}-lambda-secrets",
+            role=role.id,
+            policy=pulumi.Output.all(secrets_pattern, function.arn, master_arn).apply(
+                lambda values: rotation_policy(
+                    values[0], function_arn=values[1], master_arn=values[2]
+                )
             ),
             opts=child,
         )
-        for identity in ordered:
+        for identity in sorted(secret_arns):
             aws.secretsmanager.SecretRotation(
                 f"{name}-{identity}",
                 secret_id=secret_arns[identity],
@@ -265,10 +275,11 @@ class PasswordRotation(pulumi.ComponentResource):
                     automatically_after_days=settings.credentials.rotation_days,
                 ),
                 # Switching rotation on runs testSecret, which logs in: the
-                # logins must exist first. The first rotation is scheduled.
+                # logins must exist, and the function may read the secret,
+                # first. The first rotation is scheduled.
                 rotate_immediately=False,
                 opts=pulumi.ResourceOptions(
-                    parent=self, depends_on=[permission, *ready_for(identity)]
+                    parent=self, depends_on=[permission, policy, *ready_for(identity)]
                 ),
             )
         self.function_arn = function.arn
@@ -281,9 +292,12 @@ def secrets_arn_pattern(partition: str, region: str, account: str, stack: str) -
     return f"arn:{partition}:secretsmanager:{region}:{account}:secret:{secret_name(stack, '*')}"
 
 
-def rotation_policy(secret_arns: Sequence[str], master_arn: str) -> str:
-    """The Lambda's inline policy: the four steps on these secrets only, a
-    read of the master secret, and random passwords (not resource-scoped)."""
+def rotation_policy(secrets_pattern: str, *, function_arn: str, master_arn: str) -> str:
+    """The Lambda's inline policy: the four steps on the secrets named by
+    `secrets_pattern` whose rotation function is `function_arn` (a secret
+    of another stack, or of this stack's names but not rotated by this
+    function, is out of reach), a read of the master secret, and random
+    passwords (not resource-scoped)."""
     return json.dumps(
         {
             "Version": "2012-10-17",
@@ -292,7 +306,10 @@ def rotation_policy(secret_arns: Sequence[str], master_arn: str) -> str:
                     "Sid": "RotateTheLoginSecrets",
                     "Effect": "Allow",
                     "Action": list(ROTATION_ACTIONS),
-                    "Resource": list(secret_arns),
+                    "Resource": secrets_pattern,
+                    "Condition": {
+                        "StringEquals": {ROTATION_FUNCTION_CONDITION: function_arn},
+                    },
                 },
                 {
                     "Sid": "ReadTheMasterSecret",

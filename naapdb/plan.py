@@ -103,9 +103,17 @@ class DefaultPrivilege:
     owner: str = names.OWNER
 
 
+# The schemas PostgreSQL itself lets PUBLIC use: `public` (USAGE, since 15;
+# CREATE too before). A schema made by CREATE SCHEMA gives PUBLIC nothing,
+# so revoking there would change nothing; a right granted to PUBLIC by hand
+# on any schema is drift that `verify` reports with the REVOKE that fixes it.
+PUBLIC_RIGHTS_SCHEMAS = frozenset({names.PUBLIC})
+
+
 @dataclass(frozen=True)
 class Revocation:
-    """Everything revoked from `PUBLIC` on the database (`schema` None) or a schema."""
+    """Everything revoked from `PUBLIC` on the database (`schema` None) or a
+    schema where PostgreSQL gives PUBLIC rights of its own (`public`)."""
 
     object_type: str
     schema: str | None = None
@@ -228,7 +236,7 @@ def build_plan(catalog: Catalog, rotation: Rotation = Rotation.SINGLE) -> Access
         default_privileges=tuple(_default_privileges(schemas)),
         revocations=(
             Revocation("database"),
-            *(Revocation("schema", schema.name) for schema in schemas),
+            *(Revocation("schema", s.name) for s in schemas if s.name in PUBLIC_RIGHTS_SCHEMAS),
         ),
     )
 

@@ -47,7 +47,7 @@ def plan_to_sql(plan: AccessPlan) -> str:
         ("roles (passwords are set by `pulumi up` / rotation, never here)", _roles(plan.roles)),
         ("schemas, every one owned by naap_owner (public taken over)", _schemas(plan)),
         ("memberships", [_membership(m) for m in plan.memberships]),
-        ("PUBLIC loses everything on the database and every schema", _revocations(plan)),
+        ("PUBLIC loses what PostgreSQL gives it (the database, public)", _revocations(plan)),
         (
             "CONNECT for naap_connect (every login identity is a member), USAGE on the "
             "schemas (objects: the default privileges below)",

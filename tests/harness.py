@@ -108,8 +108,17 @@ class Run:
     def by_urn(self, urn: str) -> Resource:
         return self.urns[urn]
 
-    def children_of(self, parent: Resource) -> Iterator[Resource]:
-        return (r for r in self.resources if r.parent == parent.urn)
+    def waits_for(self, resource: Resource) -> set[str]:
+        """Every URN `resource` waits for, directly or through its
+        dependencies (the engine waits transitively)."""
+        seen: set[str] = set()
+        pending = list(resource.dependencies)
+        while pending:
+            urn = pending.pop()
+            if urn not in seen:
+                seen.add(urn)
+                pending.extend(self.urns[urn].dependencies if urn in self.urns else ())
+        return seen
 
 
 class RecordingMocks(pulumi.runtime.Mocks):

@@ -31,6 +31,10 @@ FUNCTION = "aws:lambda/function:Function"
 PERMISSION = "aws:lambda/permission:Permission"
 ROTATION = "aws:secretsmanager/secretRotation:SecretRotation"
 ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
+PRIVILEGE_TYPES = (
+    "postgresql:index/grant:Grant",
+    "postgresql:index/defaultPrivileges:DefaultPrivileges",
+)
 MASTER_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:rds!db-1"
 PROD = load_stack_settings("prod", ROOT)
 DEV = load_stack_settings("dev", ROOT)
@@ -230,12 +234,29 @@ def test_prod_deploys_the_rotation_lambda_in_the_vpc(prod: Run, lambda_zip: Path
 
 
 def test_prod_lambda_policy_is_scoped_to_the_identity_secrets(prod: Run) -> None:
+    """The four steps on the secrets named like this stack's that are set to
+    rotate with this function: every identity secret matches, a secret of
+    another stack does not; the schedules wait for the policy, which itself
+    waits for no secret (that made the program quadratic)."""
     secret_arns = set(prod.outputs["secret_arns"].values())
-    policy = json.loads(prod.one(ROLE_POLICY).inputs["policy"])
+    policy_resource = prod.one(ROLE_POLICY)
+    policy = json.loads(policy_resource.inputs["policy"])
     statements = {s["Sid"]: s for s in policy["Statement"]}
     assert set(statements) == {"RotateTheLoginSecrets", "ReadTheMasterSecret", "GeneratePasswords"}
     rotate = statements["RotateTheLoginSecrets"]
-    assert set(rotate["Resource"]) == secret_arns and len(rotate["Resource"]) == len(secret_arns)
+    pattern = rotate["Resource"]
+    assert pattern == "arn:aws:secretsmanager:us-east-1:123456789012:secret:naap-db/prod/*"
+    assert all(fnmatch.fnmatchcase(arn, pattern) for arn in secret_arns)
+    other_stack = "arn:aws:secretsmanager:us-east-1:123456789012:secret:naap-db/dev/naap_app-a1B2c3"
+    assert not fnmatch.fnmatchcase(other_stack, pattern)
+    assert rotate["Condition"] == {
+        "StringEquals": {
+            "secretsmanager:resource/AllowRotationLambdaArn": prod.one(FUNCTION).state["arn"]
+        }
+    }
+    secrets = {r.urn for r in prod.of_type("aws:secretsmanager/secret:Secret")}
+    assert not secrets & prod.waits_for(policy_resource)
+    assert all(policy_resource.urn in r.dependencies for r in prod.of_type(ROTATION))
     assert set(rotate["Action"]) == {
         "secretsmanager:DescribeSecret",
         "secretsmanager:GetSecretValue",
@@ -314,9 +335,18 @@ def test_prod_rotates_every_secret_on_the_configured_schedule_after_the_roles(pr
             None
         }
         needed |= {schema_urns[schema] for schema in reached}
-        assert needed <= set(rotation.dependencies)
+        # ...each schema's grants and default privileges too (through the
+        # last of its chain; one dependency a schema, not one a resource)
+        privileges = {
+            r.urn
+            for r in prod.resources
+            if r.type in PRIVILEGE_TYPES and r.inputs.get("schema") in reached
+        }
+        waited = prod.waits_for(rotation)
+        assert needed | privileges <= waited
+        assert len(privileges & set(rotation.dependencies)) <= len(reached)
         unrelated = {schema_urns[s.name] for s in plan.schemas if s.name not in reached}
-        assert not unrelated & set(rotation.dependencies)
+        assert not unrelated & waited
 
 
 def test_rotation_days_come_from_the_stack() -> None:

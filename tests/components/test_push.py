@@ -92,19 +92,6 @@ def test_nothing_it_prints_is_kept_in_plaintext(dev: Run) -> None:
     assert command.inputs["addPreviousOutputInEnv"] is False
 
 
-def waited_for(run: Run, resource: harness.Resource) -> set[str]:
-    """Every URN `resource` waits for, directly or through its dependencies
-    (the engine waits transitively)."""
-    seen: set[str] = set()
-    pending = list(resource.dependencies)
-    while pending:
-        urn = pending.pop()
-        if urn not in seen:
-            seen.add(urn)
-            pending.extend(run.by_urn(urn).dependencies if urn in run.urns else ())
-    return seen
-
-
 def test_it_waits_for_every_access_resource(dev: Run) -> None:
     command = the_push(dev)
     access = [r for r in descendants(dev, dev.one(ACCESS)) if r.custom]
@@ -114,7 +101,7 @@ def test_it_waits_for_every_access_resource(dev: Run) -> None:
         "postgresql:index/grant:Grant",
         "postgresql:index/defaultPrivileges:DefaultPrivileges",
     }
-    missing = [r.name for r in access if r.urn not in waited_for(dev, command)]
+    missing = [r.name for r in access if r.urn not in dev.waits_for(command)]
     assert missing == []
     # ...through the access layer's frontier, not one dependency per resource
     # (15,000 at 1,000 plugins, which the SDK handles in quadratic time).
@@ -237,6 +224,6 @@ def test_prod_push_waits_for_every_access_resource(prod: Run) -> None:
     command = the_push(prod)
     access = [r for r in descendants(prod, prod.one(ACCESS)) if r.custom]
     assert access
-    assert [r.name for r in access if r.urn not in waited_for(prod, command)] == []
+    assert [r.name for r in access if r.urn not in prod.waits_for(command)] == []
     instance = prod.one("aws:rds/instance:Instance")
     assert command.inputs["triggers"][1] == instance.state["resourceId"]

@@ -91,7 +91,9 @@ def catalog_state(server: PgServer) -> dict[str, list[tuple[Any, ...]]]:
             server,
             "SELECT n.nspname, n.nspowner::regrole::text, coalesce(a.grantee::regrole::text, '-'),"
             " coalesce(a.privilege_type, '-'), coalesce(a.is_grantable, false)"
-            " FROM pg_namespace n LEFT JOIN LATERAL aclexplode(n.nspacl) a ON true"
+            # The effective ACL: a schema nobody granted on has none stored.
+            " FROM pg_namespace n LEFT JOIN LATERAL"
+            " aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) a ON true"
             " WHERE n.nspname !~ '^(pg_|information_schema)'",
         ),
         "database": _rows(
