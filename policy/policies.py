@@ -356,7 +356,7 @@ def _mark_secret(value: Any, key: str | None = None) -> Any:
 
 def _remediate_plaintext_passwords(args: ResourceValidationArgs) -> Mapping[str, Any] | None:
     props = _unwrapped(args.props)
-    if not plaintext_passwords(props):
+    if not any(_walk_plaintext(props, "", None)):
         return None
     remediated: dict[str, Any] = _mark_secret(props)
     return remediated

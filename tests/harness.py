@@ -54,9 +54,7 @@ class Resource:
     delete_before_replace: bool
     dependencies: list[str]
     ignore_changes: list[str]
-    replace_on_changes: list[str]
     additional_secret_outputs: list[str]
-    aliases: list[Any]
     secret_paths: list[str]
     id: str = ""
     state: dict[str, Any] = field(default_factory=dict)
@@ -214,7 +212,6 @@ DEFAULT_STATES: dict[str, ResourceHandler] = {
         "arn": f"arn:aws:iam::123456789012:role/{r.name}",
         "name": r.inputs.get("name") or r.name,
     },
-    "aws:kms/key:Key": lambda r: {"arn": f"arn:aws:kms:us-east-1:123456789012:key/{r.name}"},
     "docker:index/remoteImage:RemoteImage": lambda r: {
         "imageId": f"sha256:mock-{r.inputs.get('name', '')}",
         "repoDigest": f"{r.inputs.get('name', '')}@sha256:mock",
@@ -249,9 +246,7 @@ class RecordingMonitor(mocks.MockMonitor):
                 delete_before_replace=bool(request.deleteBeforeReplace),
                 dependencies=list(request.dependencies),
                 ignore_changes=list(request.ignoreChanges),
-                replace_on_changes=list(request.replaceOnChanges),
                 additional_secret_outputs=list(request.additionalSecretOutputs),
-                aliases=[json_format.MessageToDict(a) for a in request.aliases],
                 secret_paths=sorted(_secret_paths(raw)),
             )
             self.recording_mocks.pending[(request.type, request.name)] = record
@@ -345,8 +340,10 @@ def run_program(
     resource_handlers: Mapping[str, ResourceHandler] | None = None,
     raise_errors: bool = True,
     restore_collector: bool = True,
+    program: Callable[[], Any] | None = None,
 ) -> Run:
-    """Run `__main__.py` for `stack` under mocks and return what it registered."""
+    """Run `__main__.py` (or `program`, e.g. one component alone) for `stack`
+    under mocks and return what it registered."""
     config, secret_keys = stack_config(stack, overrides)
     recording_mocks = RecordingMocks(call_handlers, resource_handlers)
     monitor = RecordingMonitor(recording_mocks)
@@ -363,7 +360,7 @@ def run_program(
     try:
         _sync_await(
             pulumi.runtime.stack.run_pulumi_func(
-                lambda: runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
+                program or (lambda: runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__"))
             )
         )
     except BaseException as caught:

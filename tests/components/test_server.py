@@ -8,7 +8,6 @@ else; the tests at the end run the whole `__main__.py` (`run_stack`)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -16,9 +15,6 @@ from typing import Any
 
 import pulumi
 import pytest
-from pulumi.runtime import mocks
-from pulumi.runtime import settings as runtime_settings
-from pulumi.runtime.sync_await import _sync_await
 
 from tests import harness
 from tests.harness import FAKE_SECRET, Resource, Run
@@ -73,25 +69,7 @@ def run_server(
             pulumi.export("security_group_id", server.security_group_id)
             pulumi.export("client_security_group_id", server.client_security_group_id)
 
-    config, secret_keys = harness.stack_config(stack, overrides)
-    recording_mocks = harness.RecordingMocks(call_handlers)
-    monitor = harness.RecordingMonitor(recording_mocks)
-    asyncio.set_event_loop(asyncio.new_event_loop())
-    pulumi.runtime.set_all_config(config, secret_keys)
-    mocks.set_mocks(recording_mocks, project=harness.PROJECT, stack=stack, monitor=monitor)
-    try:
-        _sync_await(pulumi.runtime.stack.run_pulumi_func(program))
-        outputs, secret_outputs = harness._stack_outputs()
-    finally:
-        runtime_settings.SETTINGS.outputs.clear()
-        pulumi.runtime.set_all_config({}, [])
-    return Run(
-        resources=list(monitor.records),
-        outputs=outputs,
-        secret_outputs=secret_outputs,
-        urns={r.urn: r for r in monitor.records},
-        calls=list(recording_mocks.calls),
-    )
+    return harness.run_program(stack, overrides, call_handlers=call_handlers, program=program)
 
 
 @pytest.fixture(scope="module")
