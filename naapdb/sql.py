@@ -41,21 +41,25 @@ PLURAL = {"table": "TABLES", "sequence": "SEQUENCES", "function": "FUNCTIONS"}
 
 
 def plan_to_sql(plan: AccessPlan) -> str:
-    """The whole plan as one transaction of SQL statements."""
-    sections = [
+    """The whole plan as one transaction of SQL statements. Each statement
+    is built and rendered in turn (generators, not lists): psycopg's
+    composed trees of a 1,000-plugin plan held at once are some 250,000
+    objects, which the cyclic collector rescans again and again (the
+    render grew 6.7x from 200 to 1,000 plugins instead of 5x)."""
+    sections: list[tuple[str, Iterable[sql.Composable]]] = [
         ("refuse to run anywhere but the database the plan is for", [_guard(plan.database)]),
         ("roles (passwords are set by `pulumi up` / rotation, never here)", _roles(plan.roles)),
         ("schemas, every one owned by naap_owner (public taken over)", _schemas(plan)),
-        ("memberships", [_membership(m) for m in plan.memberships]),
+        ("memberships", (_membership(m) for m in plan.memberships)),
         ("PUBLIC loses what PostgreSQL gives it (the database, public)", _revocations(plan)),
         (
             "CONNECT for naap_connect (every login identity is a member), USAGE on the "
             "schemas (objects: the default privileges below)",
-            [_grant(plan.database, grant) for grant in plan.grants],
+            (_grant(plan.database, grant) for grant in plan.grants),
         ),
         (
             "default privileges for objects naap_owner creates later",
-            [_default_privilege(default) for default in plan.default_privileges],
+            (_default_privilege(default) for default in plan.default_privileges),
         ),
     ]
     lines = [
