@@ -171,3 +171,28 @@ def test_bad_stack_file_on_the_command_line(tmp_path: Path) -> None:
 def test_missing_stack_file(tmp_path: Path) -> None:
     result = run_plan(copy_project(tmp_path), stack="staging")
     assert result.returncode == 2 and "Pulumi.staging.yaml" in result.stderr
+
+
+def test_a_key_set_twice_in_a_stack_file_is_refused(tmp_path: Path) -> None:
+    """PyYAML would keep the second value without a word; the Pulumi CLI
+    refuses the file, so `plan` must not judge a config `pulumi up` never runs."""
+    project = copy_project(tmp_path)
+    stack_file = project / "Pulumi.dev.yaml"
+    stack_file.write_text(stack_file.read_text() + "  naap-db:push:\n    mode: off\n")
+    result = run_plan(project)
+    assert result.returncode == 2 and result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"error: {stack_file}: key 'naap-db:push' is set twice (lines 13")
+    assert lines[0].endswith("; keep one")
+
+
+def test_yaml_merge_keys_are_not_a_repeated_key(tmp_path: Path) -> None:
+    project = copy_project(tmp_path)
+    stack_file = project / "Pulumi.dev.yaml"
+    text = stack_file.read_text().replace(
+        "  naap-db:push:\n    mode: sql\n", "  naap-db:push:\n    <<: {mode: sql}\n"
+    )
+    stack_file.write_text(text)
+    result = run_plan(project)
+    assert result.returncode == 0, result.stderr
