@@ -218,6 +218,10 @@ def test_prod_deploys_the_rotation_lambda_in_the_vpc(prod: Run, lambda_zip: Path
     assert function.inputs["architectures"] == ["x86_64"]
     assert function.inputs["code"]["path"] == str(lambda_zip)
     assert function.inputs["vpcConfig"]["subnetIds"] == list(PROD.server.subnet_ids)  # type: ignore[union-attr]
+    # Creating a function in a VPC checks that its role may manage network
+    # interfaces: the managed policy granting that is attached first.
+    vpc_access = prod.one("aws:iam/rolePolicyAttachment:RolePolicyAttachment", "rotation")
+    assert vpc_access.urn in function.dependencies
     groups = function.inputs["vpcConfig"]["securityGroupIds"]
     clients = prod.one("aws:ec2/securityGroup:SecurityGroup", "server-clients")
     own = prod.one("aws:ec2/securityGroup:SecurityGroup", "rotation-lambda")
