@@ -20,8 +20,8 @@ component, the Schema, 3 / 5 Roles (`_rw`, `_ro`, `naap_<plugin>`, and its
 sequences, functions for `_rw`; tables, sequences for `_ro`): 12 / 14 here,
 plus one password (and under alternating rotation the identity's secret,
 its version and its rotation schedule) in `components/credentials.py` and
-`rotation.py`. Its right to connect is an
-entry of the identity's `roles` (`naap_connect`), not a resource.
+`rotation.py`. Its right to connect is an entry of the identity's `roles`
+(`naap_connect`), not a resource.
 
 Data safety, decided in `_Declarer.options` only: schemas are always
 `retain_on_delete` (and `drop_cascade=False`), and in a production stack
