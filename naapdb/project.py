@@ -3,7 +3,7 @@ the settings layer: a no-op push reads `Pulumi.yaml` alone and starts fast."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -62,15 +62,14 @@ def _unique_key_loader() -> Any:
                 if key_node.tag == MERGE_TAG:  # `<<: *anchor` merges, it sets no key
                     continue
                 key = self.construct_object(key_node, deep=True)
-                try:
-                    line = first_line.setdefault(key, key_node.start_mark.line + 1)
-                except TypeError:  # a key that is itself a mapping or list
+                if not isinstance(key, Hashable):  # a mapping or list as a key
                     continue
-                if line != key_node.start_mark.line + 1:
+                line = key_node.start_mark.line + 1
+                if key in first_line:
                     raise DuplicateKeyError(
-                        f"key {key!r} is set twice (lines {line} and "
-                        f"{key_node.start_mark.line + 1}); keep one"
+                        f"key {key!r} is set twice (lines {first_line[key]} and {line}); keep one"
                     )
+                first_line[key] = line
             return super().construct_mapping(node, deep)
 
     return UniqueKeyLoader

@@ -196,3 +196,18 @@ def test_yaml_merge_keys_are_not_a_repeated_key(tmp_path: Path) -> None:
     stack_file.write_text(text)
     result = run_plan(project)
     assert result.returncode == 0, result.stderr
+
+
+def test_a_key_set_twice_on_one_line_is_refused(tmp_path: Path) -> None:
+    project = copy_project(tmp_path)
+    stack_file = project / "Pulumi.dev.yaml"
+    text = stack_file.read_text().replace(
+        "  naap-db:push:\n    mode: sql\n    source: migrations\n",
+        "  naap-db:push: {mode: sql, source: migrations, mode: off}\n",
+    )
+    stack_file.write_text(text)
+    result = run_plan(project)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.strip() == (
+        f"error: {stack_file}: key 'mode' is set twice (lines 13 and 13); keep one"
+    )
