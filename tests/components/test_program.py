@@ -88,11 +88,11 @@ def test_resources_per_plugin_is_at_most_20(
     counted for two synthetic catalogues: the growth per plugin is what one
     more plugin costs. dev (single rotation): SchemaAccess, Schema, `_rw`,
     `_ro` and the identity's Role, USAGE x2, 5 DefaultPrivileges, 1
-    RandomPassword = 13 (the identity may
-    connect as a member of naap_connect, an entry of its `roles`, not a
-    resource). prod (alternating): the same with the identity's `_a`/`_b`
-    Roles (one password, for `_a`), plus its Secrets Manager Secret,
-    SecretVersion and SecretRotation = 18."""
+    RandomPassword = 13 (the identity may connect as a member of
+    naap_connect, an entry of its `roles`, not a resource). prod
+    (alternating): the same with the identity's `_a`/`_b` Roles (one
+    password, for `_a`), plus its Secrets Manager Secret, SecretVersion and
+    SecretRotation = 18."""
     small, large = GROWTH_SIZES
     runs: dict[int, Run] = {
         size: run_stack(stack, {"naap-db:plugins": synthetic_catalogue(size)})
