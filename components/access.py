@@ -230,11 +230,17 @@ class _Declarer:
         declared before anything that names it, or the plan is inconsistent."""
         return [self.roles[name] for name in role_names if name != PUBLIC_GRANTEE]
 
-    def role(self, prefix: str, parent: pulumi.Resource, role: Role) -> postgresql.Role:
+    def role(
+        self,
+        prefix: str,
+        parent: pulumi.Resource,
+        role: Role,
+        after: Sequence[pulumi.Resource] = (),
+    ) -> postgresql.Role:
         """The role, a member of its groups (declared before it: the entries
         are their Role resources' `name` outputs, so the member depends on
-        them). A login gets its password unless it is an alternating
-        rotation's `_b`, which gets one from the first rotation."""
+        them), created after `after`. A login gets its password unless it is
+        an alternating rotation's `_b`, which gets one from the first rotation."""
         group_roles = [self.roles[group] for group in self.groups_of.get(role.name, ())]
         self.depended_on.update(id(group) for group in group_roles)
         groups = [group.name for group in group_roles]
@@ -253,6 +259,7 @@ class _Declarer:
             bypass_row_level_security=False,
             opts=self.options(
                 parent,
+                after,
                 keep=True,
                 ignore_changes=ROTATED_PASSWORD if role.login and self.alternating else None,
             ),
@@ -356,7 +363,17 @@ class SchemaAccess(pulumi.ComponentResource):
         assert scope.schema is not None
         first = len(declarer.resources)
         self.schema = declarer.schema(name, self, scope.schema)
-        self.roles = {role.name: declarer.role(name, self, role) for role in scope.roles}
+        # The provider drops a role after REASSIGN OWNED BY / DROP OWNED BY,
+        # and two of those touching the same schema's row at once fail with
+        # "tuple concurrently updated" (seen on `pulumi destroy` through the
+        # real engine; docs/engine.md). So the group roles come after the
+        # schema's owner (naap_owner, whose REASSIGN rewrites every schema
+        # row, is then dropped last) and one after the other.
+        self.roles = {}
+        previous: list[pulumi.Resource] = declarer._needs(scope.schema.owner)
+        for role in scope.roles:
+            self.roles[role.name] = declarer.role(name, self, role, previous)
+            previous = [self.roles[role.name]]
         # One chain per schema (see the module docstring), starting after the
         # schema exists and is owned by naap_owner.
         last: pulumi.Resource = self.schema
