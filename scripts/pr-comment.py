@@ -82,7 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--key", required=True, help="one comment per key, e.g. access-diff-dev")
     parser.add_argument("--body-file", required=True, type=Path)
     args = parser.parse_args(argv)
-    missing = [v for v in ("GITHUB_TOKEN", "GITHUB_REPOSITORY", "PR_NUMBER") if not os.environ.get(v)]
+    missing = [
+        v for v in ("GITHUB_TOKEN", "GITHUB_REPOSITORY", "PR_NUMBER") if not os.environ.get(v)
+    ]
     if missing:
         print(f"error: {', '.join(missing)}: not set in the environment", file=sys.stderr)
         return 2

@@ -70,14 +70,14 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.calls.append(f"{self.command} {path}")
         return path
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+    def do_GET(self) -> None:
         path = self._record()
         if path == f"/repos/{REPOSITORY}/issues/{PR_NUMBER}/comments":
             self._reply(200, self.server.comments)
         else:
             self._reply(404, {"message": "Not Found"})
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         path = self._record()
         if path != f"/repos/{REPOSITORY}/issues/{PR_NUMBER}/comments":
             self._reply(404, {"message": "Not Found"})
@@ -86,7 +86,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.comments.append(comment)
         self._reply(201, comment)
 
-    def do_PATCH(self) -> None:  # noqa: N802
+    def do_PATCH(self) -> None:
         path = self._record()
         for comment in self.server.comments:
             if path == f"/repos/{REPOSITORY}/issues/comments/{comment['id']}":
@@ -128,15 +128,27 @@ def origin(tmp_path: Path) -> Path:
 def checkout(origin: Path, workspace: Path) -> None:
     """actions/checkout@v4: a depth-1 clone; here the pull request's branch
     is made on top of it, with one more plugin reading another's schema."""
-    git(workspace.parent, "clone", "-q", "--depth=1", "--branch", "main", origin.as_uri(), str(workspace))
+    git(
+        workspace.parent,
+        "clone",
+        "-q",
+        "--depth=1",
+        "--branch",
+        "main",
+        origin.as_uri(),
+        str(workspace),
+    )
     git(workspace, "checkout", "-q", "-b", "pr")
     add_plugin(workspace, "invoices", ["public", "plugin_wallet"])
 
 
 def add_plugin(workspace: Path, plugin: str, reads: list[str]) -> None:
     text = (workspace / "Pulumi.yaml").read_text()
-    entry = f"      - plugin: {plugin}\n        schema: plugin_{plugin}\n        reads: [{', '.join(reads)}]\n"
-    (workspace / "Pulumi.yaml").write_text(text.replace("\n# ", "\n# ", 0) + entry)
+    entry = (
+        f"      - plugin: {plugin}\n        schema: plugin_{plugin}\n"
+        f"        reads: [{', '.join(reads)}]\n"
+    )
+    (workspace / "Pulumi.yaml").write_text(text + entry)
     git(workspace, "commit", "-q", "-am", f"add {plugin}")
 
 
@@ -197,7 +209,10 @@ def replay(
             continue
         assert not action, f"no local equivalent for {action}"
         assert "${{" not in step["run"], "run: scripts take values through env:"
-        step_env = {**env, **{k: substitute(str(v), context) for k, v in (step.get("env") or {}).items()}}
+        step_env = {
+            **env,
+            **{k: substitute(str(v), context) for k, v in (step.get("env") or {}).items()},
+        }
         script = runner_temp / "step.sh"
         script.write_text(step["run"])
         done = subprocess.run(
@@ -221,7 +236,9 @@ def test_the_access_diff_job_comments_once_per_stack_and_edits_on_push(
     dev = replay(workspace, origin, "dev", github, tmp_path)
     assert "### Access diff: stack `dev`, `origin/main` → the working tree" in dev["summary"]
     assert "| `naap_invoices` | `plugin_wallet` | · | ro | **WIDENS" in dev["summary"]
-    assert [c["body"].splitlines()[0] for c in github.comments] == ["<!-- naap-db:access-diff-dev -->"]
+    assert [c["body"].splitlines()[0] for c in github.comments] == [
+        "<!-- naap-db:access-diff-dev -->"
+    ]
     assert github.comments[0]["body"].endswith(dev["summary"])
     assert github.tokens == {"Bearer ghs_replay_token"}
     assert "posted the access-diff-dev comment on pull request #7" in dev["log"]
