@@ -1,9 +1,10 @@
-"""The pull-request workflow's access-diff job, replayed: its `run:` steps
-exactly as written, in order, in a fresh clone, under bash as GitHub runs
-them; the `uses:` steps replaced by what they do locally (checkout: a
-shallow clone of a local "origin" plus the pull request's commit;
-setup-python: this interpreter as `python`), and GitHub's API by a local
-stand-in, so the comment step really posts and then edits one comment."""
+"""The pull-request workflow's jobs, replayed: their `run:` steps exactly as
+written, in order, in a fresh clone, under bash as GitHub runs them; the
+`uses:` steps replaced by what they do locally (checkout: a shallow clone of
+a local "origin" plus the pull request's commit; setup-python: this
+interpreter as `python`), GitHub's API by a local stand-in (the access-diff
+comment is really posted, then edited), up to the first step that needs a
+cloud account (the AWS credentials of the preview job)."""
 
 from __future__ import annotations
 
@@ -169,17 +170,30 @@ def substitute(value: str, context: dict[str, str]) -> str:
     return EXPRESSION.sub(one, value)
 
 
+# Where a cloud account begins: the replay stops at the first of these.
+CLOUD_ACTIONS = frozenset({"aws-actions/configure-aws-credentials", "pulumi/actions"})
+
+
 def replay(
-    workspace: Path, origin: Path, stack: str, github: FakeGitHub, runner_temp: Path
+    workspace: Path,
+    origin: Path,
+    stack: str,
+    github: FakeGitHub,
+    runner_temp: Path,
+    job_name: str = JOB,
 ) -> dict[str, str]:
-    """Run the job's steps; returns the job summary and the step log."""
-    job = yaml.safe_load(WORKFLOW.read_text())["jobs"][JOB]
+    """Run the job's steps up to the first that needs a cloud account;
+    returns the job summary, the step log and the step it stopped at."""
+    job = yaml.safe_load(WORKFLOW.read_text())["jobs"][job_name]
     assert stack in job["strategy"]["matrix"]["stack"]
     context = {
         "matrix.stack": stack,
         "github.base_ref": "main",
         "github.token": "ghs_replay_token",
         "github.event.pull_request.number": PR_NUMBER,
+        # No repository secrets here, as for a pull request from a fork.
+        "secrets.PULUMI_BACKEND_URL": "",
+        "matrix.stack == 'dev' && secrets.PULUMI_CONFIG_PASSPHRASE_DEV || ''": "",
     }
     tools = runner_temp / "tools"
     summary = runner_temp / f"summary-{stack}.md"
@@ -195,6 +209,7 @@ def replay(
     }
     env.update({k: substitute(str(v), context) for k, v in (job.get("env") or {}).items()})
     log = []
+    stopped_at = ""
     for step in job["steps"]:
         condition = step.get("if")
         if condition is not None and not CONDITIONS[condition]:
@@ -207,6 +222,9 @@ def replay(
         if action == "actions/setup-python":
             setup_python(tools)
             continue
+        if action in CLOUD_ACTIONS:
+            stopped_at = str(step.get("name", action))
+            break
         assert not action, f"no local equivalent for {action}"
         assert "${{" not in step["run"], "run: scripts take values through env:"
         step_env = {
@@ -221,12 +239,12 @@ def replay(
             env=step_env,
             capture_output=True,
             text=True,
-            timeout=600,
+            timeout=900,
             check=False,
         )
         assert done.returncode == 0, f"step {step.get('name')!r} failed:\n{done.stderr[-2000:]}"
         log.append(f"{step.get('name')}: {done.stdout.strip()}")
-    return {"summary": summary.read_text(), "log": "\n".join(log)}
+    return {"summary": summary.read_text(), "log": "\n".join(log), "stopped_at": stopped_at}
 
 
 def test_the_access_diff_job_comments_once_per_stack_and_edits_on_push(
@@ -254,3 +272,45 @@ def test_the_access_diff_job_comments_once_per_stack_and_edits_on_push(
     assert "edited the access-diff-dev comment" in again["log"]
     assert github.calls.count(f"POST /repos/{REPOSITORY}/issues/{PR_NUMBER}/comments") == 2
     assert "PATCH /repos/acme/naap-db/issues/comments/1000" in github.calls
+
+
+# What `pulumi preview --stack prod` runs next, short of the cloud: the
+# program under the mocks harness, with the job's own virtualenv.
+PROGRAM = """
+import json, sys
+sys.path.insert(0, ".")
+from tests import harness
+run = harness.run_program("prod")
+print(json.dumps(run.one("aws:lambda/function:Function").inputs["code"]["path"]))
+"""
+
+
+def test_the_prod_preview_job_runs_up_to_the_cloud_with_no_build_step(
+    tmp_path: Path, origin: Path, github: FakeGitHub
+) -> None:
+    workspace = tmp_path / "work"
+    prod = replay(workspace, origin, "prod", github, tmp_path, job_name="preview")
+    assert prod["stopped_at"] == "AWS credentials (preview role, OIDC)"
+    assert (workspace / "venv" / "bin" / "python").is_file()
+    assert (workspace / "policy" / "venv" / "bin" / "python").is_file()
+    assert not (workspace / "build").exists()
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("NAAPDB_ROTATION_LAMBDA_ZIP", "NAAPDB_LAMBDA_WHEELS")
+    }
+    env["XDG_CACHE_HOME"] = str(tmp_path / "cache")
+    env["PIP_CACHE_DIR"] = env.get("PIP_CACHE_DIR") or str(Path.home() / ".cache" / "pip")
+    done = subprocess.run(
+        [str(workspace / "venv" / "bin" / "python"), "-c", PROGRAM],
+        cwd=workspace,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout.splitlines()[-1]) == str(
+        workspace / "build" / "rotation-lambda.zip"
+    )
