@@ -112,20 +112,28 @@ def _rights_changes(
     old: Rights, new: Rights, after: AccessPlan, added_schemas: set[str]
 ) -> list[RightsChange]:
     """Every (login, schema) whose level differs, logins in the new plan's
-    order then removed ones, schemas likewise."""
+    order then removed ones, schemas likewise. Only pairs holding rights on
+    either side are looked at: linear in the rights, not logins x schemas."""
     logins = (*new.identities, *_missing_from(old.identities, new.identities))
     schemas = (*new.schemas, *_missing_from(old.schemas, new.schemas))
+    login_order = {login: index for index, login in enumerate(logins)}
+    schema_order = {schema: index for index, schema in enumerate(schemas)}
     purpose = {role.name: role.purpose for role in after.roles}
+    differing = sorted(
+        (
+            pair
+            for pair in old.levels.keys() | new.levels.keys()
+            if old.levels.get(pair) != new.levels.get(pair)
+        ),
+        key=lambda pair: (login_order[pair[0]], schema_order[pair[1]]),
+    )
     changes = []
-    for login in logins:
-        for schema in schemas:
-            before, after_level = old.level(login, schema), new.level(login, schema)
-            if before == after_level:
-                continue
-            flagged, why = _judge(
-                login, schema, before, after_level, new, purpose.get(login), added_schemas
-            )
-            changes.append(RightsChange(login, schema, before, after_level, flagged, why))
+    for login, schema in differing:
+        before, after_level = old.level(login, schema), new.level(login, schema)
+        flagged, why = _judge(
+            login, schema, before, after_level, new, purpose.get(login), added_schemas
+        )
+        changes.append(RightsChange(login, schema, before, after_level, flagged, why))
     return changes
 
 

@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 PER_PAGE = 100
+# GitHub refuses a comment body over 65,536 characters; keep room for the note.
+MAX_BODY = 60_000
 
 
 class ApiError(RuntimeError):
@@ -66,9 +68,20 @@ def find_comment(api: str, repo: str, number: str, token: str, key: str) -> int 
         page += 1
 
 
+def shortened(text: str) -> str:
+    """The text, cut at a line end under GitHub's limit, saying where the rest is."""
+    if len(text) <= MAX_BODY:
+        return text
+    cut = text.rfind("\n", 0, MAX_BODY) + 1 or MAX_BODY
+    return text[:cut] + (
+        f"\n*Cut at {cut:,} of {len(text):,} characters: the whole text is in the "
+        "workflow run's job summary.*\n"
+    )
+
+
 def post_or_edit(api: str, repo: str, number: str, token: str, key: str, text: str) -> str:
     """Post or edit; returns what was done ("posted" or "edited")."""
-    body = {"body": f"{marker(key)}\n{text}"}
+    body = {"body": f"{marker(key)}\n{shortened(text)}"}
     existing = find_comment(api, repo, number, token, key)
     if existing is None:
         request("POST", f"{api}/repos/{repo}/issues/{number}/comments", token, body)

@@ -47,3 +47,20 @@ def test_an_unreachable_api_is_one_line_without_the_token(tmp_path: Path) -> Non
     assert (done.returncode, done.stderr.count("\n")) == (2, 1)
     assert done.stderr.startswith("error: GET http://127.0.0.1:9/repos/acme/naap-db/issues/7/")
     assert TOKEN not in done.stdout + done.stderr
+
+
+def test_a_body_over_githubs_limit_is_cut_at_a_line_and_says_so() -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("pr_comment", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    short = "| `naap_a` | `public` | · | ro |\n" * 10
+    assert script.shortened(short) == short
+    long = "| `naap_a` | `public` | · | ro | widens |\n" * 3000
+    cut = script.shortened(long)
+    assert len(cut) < 65_536
+    kept, note = cut.rsplit("\n\n", 1)
+    assert long.startswith(kept + "\n")
+    assert note.startswith("*Cut at ") and "job summary" in note
