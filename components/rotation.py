@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import pulumi
 import pulumi_aws as aws
 
+from components.lambda_build import build_default_archive
 from components.server import stack_tags
 from naapdb.rotate import ENDPOINT_VARIABLE, DbSecret
 from naapdb.settings import StackSettings
@@ -330,12 +331,13 @@ def rotation_policy(secrets_pattern: str, *, function_arn: str, master_arn: str)
 
 def lambda_archive(settings: StackSettings) -> Path:
     """The built zip of the rotation Lambda: `naap-db:credentials.lambdaArchive`,
-    else $NAAPDB_ROTATION_LAMBDA_ZIP, else the build script's output. Stops
-    the program with the command that builds it when it is missing."""
+    else $NAAPDB_ROTATION_LAMBDA_ZIP, else one the program builds itself
+    (components/lambda_build.py). Stops the program when a named zip is missing."""
     source, configured = "naap-db:credentials.lambdaArchive", settings.credentials.lambda_archive
     if not configured and os.environ.get(ARCHIVE_VARIABLE):
         source, configured = ARCHIVE_VARIABLE, os.environ[ARCHIVE_VARIABLE]
-    configured = configured or DEFAULT_ARCHIVE
+    if not configured:
+        return build_default_archive(PROJECT_ROOT)
     path = Path(configured)
     path = path if path.is_absolute() else PROJECT_ROOT / path
     if not path.is_file():

@@ -16,6 +16,7 @@ from naapdb.errors import ConfigError
 # command name -> (module under naapdb.commands, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "plan": ("plan", "print the access plan of a stack (no engine, no database)"),
+    "diff": ("diff", "who gains or loses access between a git revision and the working tree"),
     "verify": ("verify", "compare the live database (DATABASE_URL) with the plan"),
     "push": ("push", "apply the schema migrations as DATABASE_URL's role"),
     "prisma-check": ("prisma_check", "compare a schema.prisma `schemas` list with the catalogue"),

@@ -271,3 +271,33 @@ def test_docs_name_every_secret_and_variable_the_workflows_use() -> None:
 
 def test_workflow_dir_holds_only_yaml() -> None:
     assert all(p.suffix in (".yml", ".yaml") for p in Path(WORKFLOWS).iterdir())
+
+
+def test_dev_jobs_need_a_dev_host() -> None:
+    """Without DEV_RUNNER, `up dev` and the nightly dev check never run on a
+    GitHub-hosted runner (the database would live on a machine thrown away
+    after the job): they say what to set instead."""
+    jobs = load("deploy.yml")["jobs"]
+    assert "vars.DEV_RUNNER != ''" in jobs["dev"]["if"]
+    assert jobs["dev"]["runs-on"] == "${{ vars.DEV_RUNNER }}"
+    notice = jobs["dev-no-host"]
+    assert "vars.DEV_RUNNER == ''" in notice["if"]
+    script = "\n".join(step["run"] for step in steps(notice))
+    assert "::notice" in script and "DEV_RUNNER" in script and "GITHUB_STEP_SUMMARY" in script
+    drift = load("nightly.yml")["jobs"]["drift"]
+    first, *rest = steps(drift)
+    assert first["if"] == "matrix.stack == 'dev' && vars.DEV_RUNNER == ''"
+    assert "::notice" in first["run"] and "DEV_RUNNER" in first["run"]
+    assert "skip=true" in first["run"]
+    assert all("steps.host.outputs.skip != 'true'" in str(step.get("if")) for step in rest)
+
+
+def test_pull_requests_get_the_access_diff_per_stack() -> None:
+    job = load("pull-request.yml")["jobs"]["access-diff"]
+    assert job["strategy"]["matrix"]["stack"] == ["dev", "prod"]
+    assert job["permissions"] == {"contents": "read", "pull-requests": "write"}
+    scripts = "\n".join(step.get("run", "") for step in steps(job))
+    assert 'naapdb diff --stack "$STACK" --base "origin/$BASE_REF" --format markdown' in scripts
+    assert 'cat access-diff.md >> "$GITHUB_STEP_SUMMARY"' in scripts
+    assert "scripts/pr-comment.py" in scripts
+    assert not uses(job, "aws-actions/configure-aws-credentials")  # no cloud account

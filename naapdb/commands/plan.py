@@ -1,5 +1,6 @@
-"""`plan --stack S [--format text|json|sql]`: the access plan of a stack,
-read from Pulumi.yaml and Pulumi.S.yaml; no engine, no database."""
+"""`plan --stack S [--format text|json|sql|matrix|markdown]`: the access plan
+of a stack, read from Pulumi.yaml and Pulumi.S.yaml; no engine, no database.
+`matrix` and `markdown` are who-may-do-what at a glance (naapdb.matrix)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import sys
 
 from naapdb.commands import add_project_argument
 
-FORMATS = ("text", "json", "sql")
+FORMATS = ("text", "json", "sql", "matrix", "markdown")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,4 +35,8 @@ def render(plan, output_format: str) -> str:  # type: ignore[no-untyped-def]
         from naapdb.sql import plan_to_sql
 
         return plan_to_sql(plan)
+    if output_format in ("matrix", "markdown"):
+        from naapdb.matrix import matrix_markdown, matrix_text
+
+        return matrix_text(plan) if output_format == "matrix" else matrix_markdown(plan)
     return renderers.plan_to_text(plan)
