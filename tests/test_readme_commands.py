@@ -246,3 +246,20 @@ def test_from_another_directory_and_without_a_venv(clone: Path, tmp_path: Path) 
     missing = run(f"{second}/bin/naapdb plan --stack dev", tmp_path, tmp_path)
     assert missing.returncode == 2 and missing.stderr.count("\n") == 1
     assert f"{second}/venv does not exist" in missing.stderr
+
+
+DOCUMENTS = [README, *sorted((ROOT / "docs").glob("*.md"))]
+BARE_INTERPRETERS = frozenset({"python", "python3", "pip", "pip3"})
+
+
+@pytest.mark.parametrize("document", DOCUMENTS, ids=lambda path: path.name)
+def test_documented_commands_run_the_venv_not_a_bare_python(document: Path) -> None:
+    """A bare `python` outside the venv lacks PyYAML and psycopg (`No module
+    named 'yaml'`): every documented command runs `bin/naapdb` or
+    `venv/bin/python`, except the one that creates a venv."""
+    for command in commands(document.read_text()):
+        bare = set(COMMAND_WORD.findall(command.code)) & BARE_INTERPRETERS  # as typed
+        assert not bare or " -m venv " in f"{command.code} ", (
+            f"{document.name} line {command.line}: `{command.code}` runs a bare "
+            f"{', '.join(sorted(bare))}; use bin/naapdb or venv/bin/python"
+        )
