@@ -129,8 +129,8 @@ def schema_sections() -> dict[str, dict[str, Any]]:
     """Every section of the settings schema: its keys and their defaults."""
     top = top_level_keys()
     sections: dict[str, dict[str, Any]] = {"naap-db": dict.fromkeys(top, UNCHECKED)}
-    sections["plugins[]"] = dataclass_keys(catalog.PluginEntry)
-    assert set(sections["plugins[]"]) == set(catalog.ENTRY_KEYS)
+    entry_defaults = dataclass_keys(catalog.PluginEntry)
+    sections["plugins[]"] = {key: entry_defaults.get(key, UNCHECKED) for key in catalog.ENTRY_KEYS}
     for kind, server_class in settings.SERVER_KINDS.items():
         required = settings.REQUIRED_SERVER_KEYS.get(kind, ())
         sections[f"server.{kind}"] = dataclass_keys(server_class, required)
@@ -152,7 +152,7 @@ SECTIONS = schema_sections()
 def rendered(default: Any) -> str | None:
     """How the README's default cell writes a default, or None when it is
     described in words."""
-    if default is UNCHECKED or default is None:
+    if default is UNCHECKED or default is None or dataclasses.is_dataclass(default):
         return None
     if default == REQUIRED:
         return REQUIRED
