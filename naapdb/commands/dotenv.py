@@ -42,9 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         if sys.stdin.isatty():
-            raise DotenvError(
-                f"pipe the stack outputs in: {SHOW_SECRETS} | bin/naapdb dotenv"
-            )
+            raise DotenvError(f"pipe the stack outputs in: {SHOW_SECRETS} | bin/naapdb dotenv")
         urls = connection_urls(sys.stdin.read())
         role, note = pick_role(urls, args.role)
         if note:
