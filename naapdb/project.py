@@ -3,6 +3,7 @@ the settings layer: a no-op push reads `Pulumi.yaml` alone and starts fast."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -93,6 +94,10 @@ def _key_path(path: tuple[str, ...]) -> str:
     (`naap-db:push.mode`), elsewhere the dotted path from the document's top."""
     if len(path) > 1 and path[0] == "config":
         path = path[1:]
+        # Pulumi.yaml wraps a project value in `value:` (or `default:`).
+        wrapper = re.match(r"(value|default)(?=\[|$)", path[1]) if len(path) > 1 else None
+        if wrapper:
+            path = (path[0] + path[1][wrapper.end() :], *path[2:])
     return ".".join(path)
 
 

@@ -244,3 +244,22 @@ def test_a_key_set_twice_on_one_line_is_refused(tmp_path: Path) -> None:
     assert result.stderr.strip() == (
         f"error: {stack_file}: key 'naap-db:push.mode' is set twice (on line 13); keep one"
     )
+
+
+def test_a_key_set_twice_in_a_catalogue_entry_is_named_as_pulumi_names_it(
+    tmp_path: Path,
+) -> None:
+    """Pulumi.yaml wraps the catalogue in `value:`; the message names the key
+    the way `pulumi config set --path` would: naap-db:plugins[1].reads."""
+    project = copy_project(tmp_path)
+    pulumi_yaml = project / "Pulumi.yaml"
+    text = pulumi_yaml.read_text().replace(
+        "        schema: plugin_community\n        reads: [public]\n",
+        "        schema: plugin_community\n        reads: [public]\n        reads: []\n",
+    )
+    assert text != pulumi_yaml.read_text()
+    pulumi_yaml.write_text(text)
+    result = run_plan(project)
+    assert result.returncode == 2 and result.stdout == ""
+    assert "key 'naap-db:plugins[1].reads' is set twice (lines " in result.stderr
+    assert result.stderr.count("\n") == 1
