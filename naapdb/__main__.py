@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import os
 import sys
 from collections.abc import Sequence
 
@@ -25,6 +26,38 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+DESCRIPTION = """\
+naap-db's ops tools for the NAAP platform's PostgreSQL (one database `naap`,
+one schema per plugin): print a stack's access plan, check the live database
+against it, push the schema migrations, check a Prisma schema against the
+plugin catalogue, rotate a prod login, and write a .env. Plain Python: no
+Pulumi engine. Connection strings come from the environment (DATABASE_URL),
+never from argv. Exit codes: 0 ok, 1 the check failed, 2 bad input or error."""
+
+EPILOG = """\
+Run it from the checkout as bin/naapdb (any directory works: it uses the
+checkout's venv), or as venv/bin/python -m naapdb from the checkout root.
+`bin/naapdb COMMAND --help` lists a command's options; the README's command
+table explains them."""
+
+# How the usage line names the program: the launcher passes what was typed.
+PROG_VARIABLE = "NAAPDB_PROG"
+
+
+class _DefaultsShown(argparse.HelpFormatter):
+    """Every option's help ends with its default, where it has one worth
+    showing (not None, not a flag's False) and the help does not say it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if default in (None, False, argparse.SUPPRESS) or "default" in text:
+            return text
+        if action.option_strings and action.nargs != 0:
+            return f"{text} (default: %(default)s)".lstrip()
+        return text
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse exits 2 on bad usage already; keep its message to one line."""
 
@@ -33,12 +66,24 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m naapdb", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser = _Parser(
+        prog=os.environ.get(PROG_VARIABLE) or "python -m naapdb",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(
+        dest="command", title="commands", metavar="COMMAND", parser_class=_Parser
+    )
     for name, (module_name, help_text) in COMMANDS.items():
         if importlib.util.find_spec(f"naapdb.commands.{module_name}") is None:
             continue  # a command whose module is not part of this checkout
-        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub = commands.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+            formatter_class=_DefaultsShown,
+        )
         _command_module(module_name).add_arguments(sub)
     return parser
 
@@ -48,7 +93,11 @@ def _command_module(module_name: str):  # type: ignore[no-untyped-def]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:  # bare `python -m naapdb`: what it can do, as bad usage
+        parser.print_help(sys.stderr)
+        return 2
     module = _command_module(COMMANDS[args.command][0])
     try:
         return int(module.run(args))

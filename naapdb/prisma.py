@@ -91,8 +91,15 @@ def read_schemas(path: Path) -> tuple[str, ...]:
     """The datasource's `schemas` list of a `schema.prisma` file."""
     try:
         text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise PrismaSchemaError(f"{path}: cannot read: {error.__class__.__name__}") from None
+    except FileNotFoundError:
+        raise PrismaSchemaError(
+            f"{path}: no such file; name the platform's schema.prisma (in the NAAP "
+            "repository: packages/database/prisma/schema.prisma) or the directory Prisma runs in"
+        ) from None
+    except UnicodeDecodeError:
+        raise PrismaSchemaError(f"{path}: is not UTF-8 text; name a schema.prisma file") from None
+    except OSError as error:
+        raise PrismaSchemaError(f"{path}: cannot read: {error.strerror or error}") from None
     return parse_schemas(text, str(path))
 
 
@@ -204,16 +211,17 @@ def describe(diff: SchemaDiff, label: str) -> list[str]:
     return lines
 
 
-def find_schema_file(prisma_dir: Path) -> Path:
-    """Where Prisma looks by default in the directory it runs in."""
+PUSH_SETTING_FIX = "point naap-db:push.prismaDir at the platform's packages/database"
+
+
+def find_schema_file(prisma_dir: Path, fix: str = PUSH_SETTING_FIX) -> Path:
+    """Where Prisma looks by default in the directory it runs in; `fix` ends
+    the message when it finds none (the caller knows what the user passed)."""
     for candidate in SCHEMA_CANDIDATES:
         path = prisma_dir / candidate
         if path.is_file():
             return path
-    raise PrismaSchemaError(
-        f"{prisma_dir}: no {' or '.join(SCHEMA_CANDIDATES)}; "
-        "point naap-db:push.prismaDir at the platform's packages/database"
-    )
+    raise PrismaSchemaError(f"{prisma_dir}: no {' or '.join(SCHEMA_CANDIDATES)}; {fix}")
 
 
 # ---------------------------------------------------------------- running Prisma

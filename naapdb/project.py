@@ -3,8 +3,8 @@ the settings layer: a no-op push reads `Pulumi.yaml` alone and starts fast."""
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
-from functools import cache
+import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,48 +31,74 @@ def read_yaml(path: Path) -> Any:
     a repeated key is a `ConfigError` naming the file."""
     import yaml
 
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        return yaml.load(path.read_text(), Loader=_unique_key_loader())  # safe either way
+        parser = loader(path.read_text())
     except FileNotFoundError:
-        raise ConfigError(str(path), "not found; run from the naap-db checkout") from None
+        raise ConfigError(
+            str(path), "not found; pass --project DIR naming the naap-db checkout"
+        ) from None
+    try:
+        node = parser.get_single_node()
+        if node is None:
+            return None
+        _refuse_repeated_keys(node, ())
+        return parser.construct_document(node)  # the safe constructor either way
     except DuplicateKeyError as error:
         raise ConfigError(str(path), str(error)) from None
     except yaml.YAMLError as error:
         raise ConfigError(str(path), f"is not valid YAML: {error}".replace("\n", " ")) from None
+    finally:
+        parser.dispose()
 
 
 class DuplicateKeyError(ValueError):
     """A mapping sets one key twice."""
 
 
-@cache
-def _unique_key_loader() -> Any:
-    """The safe loader, refusing a key set twice in one mapping. PyYAML keeps
+def _refuse_repeated_keys(node: Any, path: tuple[str, ...]) -> None:
+    """Refuse a key set twice in one mapping, naming its path. PyYAML keeps
     the last value without a word, while the Pulumi CLI refuses such a stack
     file: `plan` and `verify` would otherwise judge a config `pulumi up`
     never runs."""
     import yaml
 
-    base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    if isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _refuse_repeated_keys(item, (*path[:-1], f"{path[-1] if path else ''}[{index}]"))
+        return
+    if not isinstance(node, yaml.MappingNode):
+        return
+    first_line: dict[str, int] = {}
+    for key_node, value_node in node.value:
+        if key_node.tag == MERGE_TAG:  # `<<: *anchor` merges, it sets no key
+            continue
+        if not isinstance(key_node, yaml.ScalarNode):  # a mapping or list as a key
+            continue
+        key, line = str(key_node.value), key_node.start_mark.line + 1
+        if key in first_line:
+            where = (
+                f"on line {line}"
+                if first_line[key] == line
+                else f"lines {first_line[key]} and {line}"
+            )
+            raise DuplicateKeyError(
+                f"key {_key_path((*path, key))!r} is set twice ({where}); keep one"
+            )
+        first_line[key] = line
+        _refuse_repeated_keys(value_node, (*path, key))
 
-    class UniqueKeyLoader(base):  # type: ignore[misc, valid-type]
-        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
-            first_line: dict[Any, int] = {}
-            for key_node, _ in node.value:
-                if key_node.tag == MERGE_TAG:  # `<<: *anchor` merges, it sets no key
-                    continue
-                key = self.construct_object(key_node, deep=True)
-                if not isinstance(key, Hashable):  # a mapping or list as a key
-                    continue
-                line = key_node.start_mark.line + 1
-                if key in first_line:
-                    raise DuplicateKeyError(
-                        f"key {key!r} is set twice (lines {first_line[key]} and {line}); keep one"
-                    )
-                first_line[key] = line
-            return super().construct_mapping(node, deep)
 
-    return UniqueKeyLoader
+def _key_path(path: tuple[str, ...]) -> str:
+    """How Pulumi names a key: under `config:` its config key and `--path`
+    (`naap-db:push.mode`), elsewhere the dotted path from the document's top."""
+    if len(path) > 1 and path[0] == "config":
+        path = path[1:]
+        # Pulumi.yaml wraps a project value in `value:` (or `default:`).
+        wrapper = re.match(r"(value|default)(?=\[|$)", path[1]) if len(path) > 1 else None
+        if wrapper:
+            path = (path[0] + path[1][wrapper.end() :], *path[2:])
+    return ".".join(path)
 
 
 def project_value(value: Any) -> Any:

@@ -585,20 +585,23 @@ def _line_column(text: str, position: int) -> tuple[int, int]:
 # ---------------------------------------------------------------- the connection
 
 
-def resolve_database_url(environ: Mapping[str, str] | None = None) -> str:
+MIGRATOR_URL = "export the migrator's connection string (never pass it on the command line)"
+
+
+def resolve_database_url(
+    environ: Mapping[str, str] | None = None, missing: str = MIGRATOR_URL
+) -> str:
     """The migrator's connection string: from the Secrets Manager secret named
     by `NAAPDB_DATABASE_SECRET_ID` (its AWSCURRENT version, RDS secret format),
-    which stays right after an alternating rotation, else `DATABASE_URL`."""
+    which stays right after an alternating rotation, else `DATABASE_URL`.
+    `missing` ends the message when neither is set: which login will do."""
     environ = os.environ if environ is None else environ
     secret_id = environ.get(SECRET_ID_VARIABLE, "").strip()
     if secret_id:
         return url_from_secret(_fetch_secret(secret_id))
     value = environ.get(DATABASE_URL, "").strip()
     if not value:
-        raise ConnectionError_(
-            f"neither {DATABASE_URL} nor {SECRET_ID_VARIABLE} is set; export the migrator's "
-            "connection string (never pass it on the command line)"
-        )
+        raise ConnectionError_(f"neither {DATABASE_URL} nor {SECRET_ID_VARIABLE} is set; {missing}")
     return value
 
 

@@ -258,6 +258,8 @@ def _reject_plaintext_secrets(raw: Mapping[str, Any], prefix: str = NAMESPACE + 
                 )
     for key, value in raw.items():
         full_key = f"{prefix}{key}"
+        if full_key == f"{NAMESPACE}:{ADMIN_PASSWORD_KEY}" and value is not None:
+            _refuse_unused_admin_password(raw.get("server"))
         if isinstance(value, Mapping):
             _reject_plaintext_secrets(value, full_key + ".")
         elif SECRET_LOOKING_KEY.search(str(key)) and value is not None and value is not SECRET:
@@ -266,6 +268,14 @@ def _reject_plaintext_secrets(raw: Mapping[str, Any], prefix: str = NAMESPACE + 
                 "holds a plaintext secret; remove it from the stack file and set it with "
                 f"`pulumi config set --secret {full_key}`",
             )
+
+
+def _refuse_unused_admin_password(server: Any) -> None:
+    """An `adminPassword` for a kind that never reads it, plaintext or not:
+    telling the user to encrypt it first would send them to a second error."""
+    kind = server.get("kind") if isinstance(server, Mapping) else "container"
+    if kind in ("container", "rds"):
+        _check_admin_password(SERVER_KINDS[kind](), has_admin_password=True)
 
 
 def parse_server(raw: Any, production: bool) -> ServerSettings:
@@ -512,14 +522,43 @@ def _check_epoch_roles(settings: StackSettings) -> None:
         if role in idle:
             raise ConfigError(
                 f"{NAMESPACE}:credentials.epochs.{role}",
-                "this login gets its password from rotation, never from Pulumi; rotate its "
-                "identity's secret instead (python -m naapdb rotate --secret-id ...)",
+                "this login gets its password from rotation, never from Pulumi; "
+                + _rotate_instead(settings, role),
             )
         if role not in known:
             raise ConfigError(
                 f"{NAMESPACE}:credentials.epochs.{role}",
                 "is not a login role of this stack's plan",
             )
+        if settings.credentials.rotation is Rotation.ALTERNATING and role != server.admin_user:
+            raise ConfigError(
+                f"{NAMESPACE}:credentials.epochs.{role}",
+                "does nothing under alternating rotation (Pulumi ignores these logins' "
+                "password changes; the rotation owns them); " + _rotate_instead(settings, role),
+            )
+    if (
+        settings.credentials.rotation is Rotation.ALTERNATING
+        and settings.credentials.epoch
+        and not isinstance(server, ContainerServer)
+    ):
+        raise ConfigError(
+            f"{NAMESPACE}:credentials.epoch",
+            "does nothing under alternating rotation (Pulumi ignores the logins' password "
+            "changes; the rotation owns them); rotate each identity's secret instead "
+            "(README: Prod: rotate everything) and remove this key",
+        )
+
+
+def _rotate_instead(settings: StackSettings, role: str) -> str:
+    """What to do instead of an epoch under alternating rotation."""
+    identity = next(
+        (planned.identity for planned in settings.plan.roles if planned.name == role), None
+    )
+    secret = f"naap-db/{settings.stack}/{identity or role}"
+    return (
+        f"rotate its identity's secret instead (`aws secretsmanager rotate-secret --secret-id "
+        f"{secret}`) and remove this key"
+    )
 
 
 def parse_push(raw: Any) -> PushSettings:
@@ -568,6 +607,11 @@ def _coerce(value: Any, declared: Any, key: str) -> Any:
     if declared == "int":
         return _typed(value, int, key)
     if declared.startswith("str"):
+        # `pulumi config set --path ... 16` stores a number: 16 means "16".
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+        if isinstance(value, float):
+            raise ConfigError(key, f'{value!r} is a number; quote it in the stack file ("{value}")')
         return _typed(value, str, key)
     return value
 

@@ -23,8 +23,11 @@ def read_raw_config(root: Path, stack: str) -> dict[str, Any]:
     project = _load_yaml(root / PROJECT_FILE)
     path = stack_file(root, stack)
     if not path.is_file():
+        known = sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in root.glob("Pulumi.*.yaml"))
         raise ConfigError(
-            str(path), f"no such stack file; create it with `pulumi stack init {stack}`"
+            str(path),
+            f"no such stack file; the stacks of {root} are {', '.join(known) or 'none'} "
+            f"(a new stack's file appears with `pulumi config set --stack {stack} ...`)",
         )
     stack_doc = _load_yaml(path)
     raw: dict[str, Any] = {}

@@ -608,15 +608,25 @@ class _Comparison:
     # roles and memberships -------------------------------------------------
 
     def _roles(self) -> None:
+        with_password = {role.name for role in self.plan.first_logins}
         for role in self.plan.roles:
             name = sql.Identifier(role.name)
             login = "LOGIN" if role.login else "NOLOGIN"
             live = self.live.roles.get(role.name)
             if live is None:
+                # Only the logins `pulumi up` generates a password for get one;
+                # a group never logs in, a `_b` login waits for its first rotation.
+                how = (
+                    "`pulumi up` creates it with its generated password"
+                    if role.name in with_password
+                    else "the first rotation gives it a password"
+                    if role.login
+                    else "a group: `pulumi up` creates it"
+                )
                 self._add(
                     MISSING_ROLE,
                     ROLES_GROUP,
-                    f"role {role.name} ({login}) does not exist (`pulumi up` sets its password)",
+                    f"role {role.name} ({login}) does not exist ({how})",
                     sql.SQL("CREATE ROLE {} {}").format(name, sql.SQL(login)),
                     role=role.name,
                 )

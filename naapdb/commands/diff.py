@@ -22,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--base", required=True, metavar="REF", help="git revision to compare with, e.g. main"
     )
-    parser.add_argument("--format", choices=FORMATS, default="text")
+    parser.add_argument("--format", choices=FORMATS, default="text", help="output format")
     parser.add_argument(
         "--fail-on-widening",
         action="store_true",

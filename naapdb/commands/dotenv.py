@@ -1,7 +1,7 @@
 """`dotenv [--role NAME] [--out FILE]`: the `DATABASE_URL=` line of one login
 role, from `pulumi stack output --json --show-secrets` on stdin:
 
-    pulumi stack output --json --show-secrets | python -m naapdb dotenv --out .env
+    pulumi stack output --json --show-secrets | bin/naapdb dotenv --out .env
 
 Prints the line (or writes FILE, created with mode 0600 and nothing wider
 at any moment) and nothing else. Exit 2 with one line on bad input, which
@@ -42,9 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         if sys.stdin.isatty():
-            raise DotenvError(
-                f"pipe the stack outputs in: {SHOW_SECRETS} | python -m naapdb dotenv"
-            )
+            raise DotenvError(f"pipe the stack outputs in: {SHOW_SECRETS} | bin/naapdb dotenv")
         urls = connection_urls(sys.stdin.read())
         role, note = pick_role(urls, args.role)
         if note:

@@ -14,7 +14,7 @@ FORMATS = ("text", "json", "sql", "matrix", "markdown")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stack", required=True, help="stack name, e.g. dev or prod")
-    parser.add_argument("--format", choices=FORMATS, default="text")
+    parser.add_argument("--format", choices=FORMATS, default="text", help="output format")
     add_project_argument(parser)
 
 

@@ -10,10 +10,18 @@ from pathlib import Path
 
 from naapdb.commands import add_project_argument
 
+DIRECTORY_FIX = (
+    "name the schema.prisma file itself, or the directory Prisma runs in (the NAAP "
+    "repository's packages/database)"
+)
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "path", type=Path, help="the schema.prisma file (or the directory Prisma runs in)"
+        "path",
+        type=Path,
+        help="the platform's schema.prisma (in the NAAP repository: "
+        "packages/database/prisma/schema.prisma), or the directory Prisma runs in",
     )
     parser.add_argument(
         "--stack",
@@ -30,7 +38,9 @@ def run(args: argparse.Namespace) -> int:
 
     catalog = resolve_catalog(args.stack, args.project)
     try:
-        path = prisma.find_schema_file(args.path) if args.path.is_dir() else args.path
+        path = (
+            prisma.find_schema_file(args.path, DIRECTORY_FIX) if args.path.is_dir() else args.path
+        )
         schemas = prisma.read_schemas(path)
     except prisma.PrismaSchemaError as error:
         print(f"error: {error}", file=sys.stderr)

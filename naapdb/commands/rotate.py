@@ -18,11 +18,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the identity's secret, name or ARN (e.g. naap-db/prod/naap_app; "
         "`pulumi stack output secret_arns` lists them)",
     )
-    parser.add_argument("--region", default=None, help="AWS region (default: the AWS profile's)")
+    parser.add_argument(
+        "--region",
+        default=None,
+        help="the AWS region of the secret (default: AWS_REGION or the AWS profile's; "
+        "one of them is needed)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    from botocore.exceptions import BotoCoreError, ClientError
+    from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
 
     from naapdb.connection import one_line, redact
     from naapdb.rotate import RotationError, quiet_aws_logs, rotate_now, secrets_client
@@ -37,6 +42,12 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
+    except NoRegionError:
+        print(
+            "error: no AWS region: pass --region (e.g. --region us-east-1) or set AWS_REGION",
+            file=sys.stderr,
+        )
+        return 2
     except (BotoCoreError, ClientError) as error:
         print(f"error: {redact(one_line(error))}", file=sys.stderr)
         return 2

@@ -14,11 +14,16 @@ import time
 from naapdb.commands import add_project_argument
 
 FORMATS = ("text", "json")
+READ_ONLY_URL = (
+    "verify only reads the catalog, so the read-only login is enough: export its "
+    "DATABASE_URL, e.g. from `pulumi stack output --stack {stack} --json --show-secrets "
+    "| bin/naapdb dotenv --role naap_readonly` (never on the command line)"
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stack", required=True, help="stack name, e.g. dev or prod")
-    parser.add_argument("--format", choices=FORMATS, default="text")
+    parser.add_argument("--format", choices=FORMATS, default="text", help="output format")
     add_project_argument(parser)
 
 
@@ -27,13 +32,14 @@ def run(args: argparse.Namespace) -> int:
 
     from naapdb import verify
     from naapdb.connection import ConnectionError_, connect, one_line, redact
+    from naapdb.drift_summary import lacks_created_objects, summary_lines
     from naapdb.push import resolve_database_url
     from naapdb.stackfiles import load_stack_settings
 
     settings = load_stack_settings(args.stack, args.project)
     # In prod the logins rotate: NAAPDB_DATABASE_SECRET_ID (e.g. naap_readonly's
     # secret) follows AWSCURRENT where a fixed DATABASE_URL would go stale.
-    url = resolve_database_url()
+    url = resolve_database_url(missing=READ_ONLY_URL.format(stack=args.stack))
     started = time.perf_counter()
     with connect(url, autocommit=True) as connection:
         try:
@@ -47,14 +53,20 @@ def run(args: argparse.Namespace) -> int:
     if args.format == "json":
         sys.stdout.write(verify.report_to_json(report, args.stack))
     else:
+        sys.stdout.write("".join(line + "\n" for line in summary_lines(report, args.stack)))
         sys.stdout.write(verify.report_to_text(report))
     sys.stdout.flush()
     queries = f"{report.queries} {'query' if report.queries == 1 else 'queries'}"
     if report.drift:
         count = len(report.differences)
+        missing = (
+            f"; `pulumi up --stack {args.stack}` creates what is missing (summary above)"
+            if lacks_created_objects(report)
+            else ""
+        )
         print(
             f"verify: {count} difference{'s' if count != 1 else ''} from the plan of stack "
-            f"{args.stack} ({report.schemas} schemas, {queries}, {elapsed:.2f} s)",
+            f"{args.stack} ({report.schemas} schemas, {queries}, {elapsed:.2f} s){missing}",
             file=sys.stderr,
         )
         return 1

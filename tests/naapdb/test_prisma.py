@@ -72,7 +72,7 @@ def test_each_missing_and_extra_schema_is_named(capsys: pytest.CaptureFixture[st
     [
         ("no_schemas.prisma", "the datasource has no `schemas` list"),
         ("unclosed.prisma", "the schemas list is never closed"),
-        ("missing.prisma", "cannot read"),
+        ("missing.prisma", "no such file; name the platform's schema.prisma"),
     ],
 )
 def test_unparsable_files_exit_2(
@@ -135,7 +135,18 @@ def test_a_directory_is_searched_where_prisma_looks(
     shutil.copy(FIXTURES / "platform.prisma", tmp_path / "prisma" / "schema.prisma")
     assert check(capsys, str(tmp_path))[0] == 0
     code, _, err = check(capsys, str(tmp_path / "prisma" / "missing-dir"))
-    assert code == 2 and "cannot read" in err
+    assert code == 2 and "no such file" in err
+
+
+def test_a_directory_without_a_schema_names_what_to_pass(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """prisma-check reads no push setting: its message says what to pass it."""
+    code, out, err = check(capsys, str(tmp_path))
+    assert (code, out) == (2, "")
+    assert err.startswith(f"error: {tmp_path}: no prisma/schema.prisma or schema.prisma; ")
+    assert "schema.prisma file itself" in err and "naap-db:push" not in err
+    assert err.count("\n") == 1
 
 
 # ---------------------------------------------------------------- what Prisma runs with

@@ -443,3 +443,22 @@ def test_rds_engine_major_picks_the_parameter_family() -> None:
     assert isinstance(server, RdsServer)
     assert server.major == 15
     assert server.parameter_group_family == "postgres15"
+
+
+@pytest.mark.parametrize(("stored", "expected"), [(16, "16"), ("16", "16"), ("16.4", "16.4")])
+def test_engine_version_set_as_a_number(stored: Any, expected: str) -> None:
+    """`pulumi config set --path 'naap-db:server.engineVersion' 16` stores the
+    number 16: it means the major "16", not an error."""
+    prod = raw_config("prod")
+    settings = settings_of("prod", server={**prod["server"], "engineVersion": stored})
+    assert isinstance(settings.server, RdsServer)
+    assert settings.server.engine_version == expected
+
+
+def test_engine_version_as_a_float_is_refused_with_the_quoting() -> None:
+    """16.10 read as a number is 16.1: refused, saying to quote it."""
+    prod = raw_config("prod")
+    with pytest.raises(ConfigError) as caught:
+        settings_of("prod", server={**prod["server"], "engineVersion": 16.1})
+    assert caught.value.key == "naap-db:server.engineVersion"
+    assert "quote it" in caught.value.message

@@ -44,9 +44,23 @@ def test_unknown_top_level_key() -> None:
     assert error.key == "naap-db:plugin" and "unknown key" in error.message
 
 
-def test_plaintext_admin_password() -> None:
-    error = refused(dev_raw(adminPassword="hunter22"))
+def test_plaintext_admin_password_of_an_external_server() -> None:
+    external = {"kind": "external", "host": "db.example.com"}
+    error = refused(dev_raw(server=external, adminPassword="hunter22"))
     assert error.key == "naap-db:adminPassword" and "--secret" in error.message
+
+
+@pytest.mark.parametrize("kind", ["container", "rds"])
+def test_plaintext_admin_password_of_a_kind_that_never_reads_it(kind: str) -> None:
+    """Told to encrypt it, the user would meet a second error saying the key
+    is not used at all: the first message says that, and how to remove it."""
+    server = {"kind": kind, "vpcId": "vpc-1", "subnetIds": ["subnet-1", "subnet-2"]}
+    raw = dev_raw(server=server if kind == "rds" else {"kind": kind}, adminPassword="hunter22")
+    error = refused(raw)
+    assert error.key == "naap-db:adminPassword"
+    assert "is not used" in error.message and "--secret" not in error.message
+    assert "pulumi config rm naap-db:adminPassword" in error.message
+    assert "hunter22" not in str(error)
 
 
 def test_password_inside_server_object() -> None:
@@ -78,9 +92,28 @@ def test_epoch_for_a_login_only_rotation_sets() -> None:
         parse_settings("prod", {**raw, "credentials": credentials})
     assert caught.value.key == "naap-db:credentials.epochs.naap_app_b"
     assert "rotation" in caught.value.message
-    for accepted in ("naap_app", "naap_app_a"):
-        credentials = {**raw["credentials"], "epochs": {accepted: 1}}
-        assert parse_settings("prod", {**raw, "credentials": credentials}).credentials.epochs
+
+
+@pytest.mark.parametrize(
+    ("credentials", "key"),
+    [
+        ({"epochs": {"naap_app": 1}}, "naap-db:credentials.epochs.naap_app"),
+        ({"epochs": {"naap_app_a": 1}}, "naap-db:credentials.epochs.naap_app_a"),
+        ({"epoch": 2}, "naap-db:credentials.epoch"),
+    ],
+)
+def test_epochs_that_do_nothing_under_alternating_rotation(
+    credentials: dict[str, Any], key: str
+) -> None:
+    """Pulumi ignores the alternating logins' password changes (the rotation
+    owns them): an epoch would change only the stack output, so prod refuses
+    it and names the rotation to run instead."""
+    raw = read_raw_config(ROOT, "prod")
+    with pytest.raises(ConfigError) as caught:
+        parse_settings("prod", {**raw, "credentials": {**raw["credentials"], **credentials}})
+    assert caught.value.key == key
+    assert "does nothing under alternating rotation" in caught.value.message
+    assert "rotate" in caught.value.message
 
 
 def test_epoch_not_an_integer() -> None:
@@ -209,5 +242,24 @@ def test_a_key_set_twice_on_one_line_is_refused(tmp_path: Path) -> None:
     result = run_plan(project)
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.strip() == (
-        f"error: {stack_file}: key 'mode' is set twice (lines 13 and 13); keep one"
+        f"error: {stack_file}: key 'naap-db:push.mode' is set twice (on line 13); keep one"
     )
+
+
+def test_a_key_set_twice_in_a_catalogue_entry_is_named_as_pulumi_names_it(
+    tmp_path: Path,
+) -> None:
+    """Pulumi.yaml wraps the catalogue in `value:`; the message names the key
+    the way `pulumi config set --path` would: naap-db:plugins[1].reads."""
+    project = copy_project(tmp_path)
+    pulumi_yaml = project / "Pulumi.yaml"
+    text = pulumi_yaml.read_text().replace(
+        "        schema: plugin_community\n        reads: [public]\n",
+        "        schema: plugin_community\n        reads: [public]\n        reads: []\n",
+    )
+    assert text != pulumi_yaml.read_text()
+    pulumi_yaml.write_text(text)
+    result = run_plan(project)
+    assert result.returncode == 2 and result.stdout == ""
+    assert "key 'naap-db:plugins[1].reads' is set twice (lines " in result.stderr
+    assert result.stderr.count("\n") == 1

@@ -384,7 +384,10 @@ def test_a_missing_schema_lists_it_and_what_depends_on_it(
     dev_db.execute("DROP SCHEMA plugin_capacity CASCADE")
     code, out, _ = run_verify(dev_db, monkeypatch, capsys)
     assert code == 1
-    assert out.splitlines()[0] == "schema plugin_capacity"
+    summary, details = out.split("details:\n")
+    assert summary.startswith("summary: 8 differences; the database lacks what `pulumi up")
+    assert "- missing schema: 1 (plugin_capacity)" in summary.splitlines()
+    assert details.splitlines()[0] == "schema plugin_capacity"
     lines = drift_lines(out)
     assert lines[0] == (
         "missing schema: schema plugin_capacity does not exist; "
@@ -560,9 +563,10 @@ def test_errors_exit_2_in_one_line_without_the_password(
 
     monkeypatch.delenv("DATABASE_URL")
     assert main(["verify", "--stack", "dev"]) == 2
-    assert capsys.readouterr().err.startswith(
-        "error: neither DATABASE_URL nor NAAPDB_DATABASE_SECRET_ID"
-    )
+    no_url = capsys.readouterr().err
+    assert no_url.startswith("error: neither DATABASE_URL nor NAAPDB_DATABASE_SECRET_ID")
+    assert "the read-only login is enough" in no_url and "--role naap_readonly" in no_url
+    assert "migrator" not in no_url and no_url.count("\n") == 1
 
     monkeypatch.setenv("DATABASE_URL", fresh_pg.url(dbname="postgres"))
     assert main(["verify", "--stack", "dev"]) == 2
@@ -680,3 +684,45 @@ def test_parse_ignores_nothing_it_reads() -> None:
     assert [o.keyword for o in live.objects] == ["TABLE", "PROCEDURE"]
     assert live.objects[1].grant_keyword == "PROCEDURE"
     assert live.default_acls[0].schema is None
+
+
+# --- a fresh database -----------------------------------------------------------
+
+
+def test_a_fresh_database_is_summarised_first(
+    fresh_pg: PgServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An empty database `naap` (no `pulumi up` yet) differs in every role,
+    membership and grant: the summary comes first, by kind, with the one
+    command that creates them; the details follow."""
+    code, out, err = run_verify(fresh_pg, monkeypatch, capsys)
+    assert code == 1
+    lines = out.splitlines()
+    details = lines.index("details:")
+    summary, rest = lines[:details], lines[details + 1 :]
+    total = len(drift_lines(out))
+    assert summary[0] == (
+        f"summary: {total} differences; the database lacks what `pulumi up --stack dev` creates"
+    )
+    roles = [role.name for role in DEV_PLAN.roles]
+    assert f"- missing role: {len(roles)} ({', '.join(roles[:3])} and {len(roles) - 3} more)" in (
+        summary
+    )
+    counted = sum(int(line.split(": ")[1].split()[0]) for line in summary if line.startswith("- "))
+    assert counted == total and len(summary) < 15 < total
+    assert summary[-1].startswith("create what is missing: `pulumi up --stack dev`")
+    assert rest[0] == "roles" and len(drift_lines("\n".join(rest))) == total
+    # Only the logins pulumi up generates a password for are said to get one.
+    for role in DEV_PLAN.roles:
+        (line,) = [d for d in drift_lines(out) if d.startswith(f"missing role: role {role.name} ")]
+        assert ("password" in line) == role.login, line
+    assert err.startswith("verify: ") and "`pulumi up --stack dev` creates what is missing" in err
+
+
+def test_drift_without_missing_objects_has_no_summary(
+    dev_db: PgServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dev_db.execute("GRANT SELECT ON plugin_wallet.items TO naap_community")
+    code, out, err = run_verify(dev_db, monkeypatch, capsys)
+    assert code == 1 and not out.startswith("summary") and "details:" not in out
+    assert "pulumi up" not in err
