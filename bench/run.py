@@ -42,6 +42,9 @@ VERIFY_SIZES = (8, 200, 1000)
 STACKS = ("dev", "prod")
 PLAN_STACK = "prod"  # alternating rotation: the larger plan (two logins per identity)
 RESULTS = ROOT / "bench" / "RESULTS.md"
+# bench/engine.py writes the real engine's figures between these markers;
+# regenerating the rest keeps them.
+ENGINE_BEGIN, ENGINE_END = "<!-- engine:begin -->", "<!-- engine:end -->"
 DEFAULT_REPEAT = 3
 ROTATIONS = 10
 QUICK_ROTATIONS = 2
@@ -959,6 +962,20 @@ def markdown_report(report: Report, command: str) -> str:
     return "\n".join(lines)
 
 
+def _engine_section() -> str:
+    """The engine figures bench/engine.py last wrote, if any."""
+    current = RESULTS.read_text() if RESULTS.exists() else ""
+    if ENGINE_BEGIN not in current or ENGINE_END not in current:
+        return ""
+    return (
+        "\n"
+        + ENGINE_BEGIN
+        + current.split(ENGINE_BEGIN, 1)[1].split(ENGINE_END, 1)[0]
+        + ENGINE_END
+        + "\n"
+    )
+
+
 def machine_info() -> dict[str, Any]:
     model = ""
     with contextlib.suppress(OSError):
@@ -1091,7 +1108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.write(text_report(report))
     if args.write:
         command = "python bench/run.py " + " ".join(argv if argv is not None else sys.argv[1:])
-        RESULTS.write_text(markdown_report(report, command.strip()))
+        RESULTS.write_text(markdown_report(report, command.strip()) + _engine_section())
         print(f"wrote {RESULTS.relative_to(ROOT)}", file=sys.stderr)
     return 1 if report.problems else 0
 

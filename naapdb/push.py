@@ -432,11 +432,33 @@ def _read_ledger(session: _Session) -> list[LedgerEntry] | None:
     except psycopg.errors.UndefinedTable:
         return None
     except psycopg.errors.InsufficientPrivilege:
+        owner = _ledger_owner(session)
+        if owner is not None and owner != names.OWNER:
+            raise PushError(
+                f"cannot read {LEDGER}: it is owned by {owner}, not {names.OWNER} (`pulumi "
+                "destroy` hands the objects it keeps to the server's admin); as the admin, run "
+                "the fixes `bin/naapdb verify --format json` lists, the object-owner ones first"
+            ) from None
         raise PushError(
             f"cannot read {LEDGER}: DATABASE_URL's role is not the migrator; "
             f"the push runs as {names.MIGRATOR} (a member of {names.OWNER})"
         ) from None
     return [LedgerEntry(*row) for row in rows]
+
+
+def _ledger_owner(session: _Session) -> str | None:
+    """Who owns the ledger table (None when that cannot be read either)."""
+    import psycopg
+
+    try:
+        row = session.execute(
+            "SELECT pg_catalog.pg_get_userbyid(relowner) FROM pg_catalog.pg_class"
+            " WHERE oid = pg_catalog.to_regclass(%s)",
+            (f"{names.META_SCHEMA}.{LEDGER_TABLE}",),
+        ).fetchone()
+    except psycopg.Error:
+        return None
+    return str(row[0]) if row else None
 
 
 def _set_owner(session: _Session, schema: str) -> None:

@@ -39,7 +39,7 @@ from naapdb.push import (
     url_from_secret,
 )
 from naapdb.stackfiles import find_project_root, load_stack_settings
-from tests.pgserver import ClusterFactory, PgServer
+from tests.pgserver import SUPERUSER, ClusterFactory, PgServer
 
 ROOT = find_project_root(Path(__file__).parent)
 MIGRATIONS = ROOT / "migrations"
@@ -719,6 +719,19 @@ def test_a_login_that_is_not_the_migrator_is_refused(
     _assert_stopped(outcome, names.MIGRATOR)
     assert LOGIN_PASSWORD not in outcome.err
     assert database.snapshot() == before
+
+
+@pytest.mark.db
+def test_a_ledger_handed_to_the_admin_is_named_with_the_way_back(
+    database: Database, push: Any
+) -> None:
+    """What `pulumi destroy` leaves (the provider's REASSIGN OWNED BY
+    naap_owner gives kept objects to the admin): the push names the owner and
+    the fix instead of blaming the login."""
+    assert push().code == 0
+    database.server.execute(f"ALTER TABLE naap_meta.schema_migrations OWNER TO {SUPERUSER}")
+    outcome = push()
+    _assert_stopped(outcome, f"owned by {SUPERUSER}, not {names.OWNER}", "verify")
 
 
 @pytest.mark.db
