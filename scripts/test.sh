@@ -3,7 +3,7 @@
 # and runs the whole test suite. Extra arguments go to pytest.
 #
 # Where Go is installed, it first builds the real Pulumi engine
-# (scripts/build-engine.sh: cached in ~/.cache/naap-db/engine, about 25
+# (scripts/build-engine.sh: cached in ~/.cache/naap-db/engine, about 12
 # minutes cold on 2 cores, seconds after that), and the integration suite
 # must then run rather than skip. NAAPDB_SKIP_ENGINE=1 skips the build (and
 # so the integration suite) for a quick run.
