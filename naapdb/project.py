@@ -3,6 +3,7 @@ the settings layer: a no-op push reads `Pulumi.yaml` alone and starts fast."""
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -12,6 +13,11 @@ from naapdb.errors import ConfigError
 
 PROJECT_FILE = "Pulumi.yaml"
 MERGE_TAG = "tag:yaml.org,2002:merge"
+BOOL_TAG = "tag:yaml.org,2002:bool"
+# YAML 1.2's booleans, as the Pulumi CLI (Go's yaml.v3) reads stack files:
+# `pulumi config set --path naap-db:push.mode off` writes `mode: off`, which
+# YAML 1.1 (PyYAML's default) would read as false.
+YAML_12_BOOL = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
 
 
 def find_project_root(start: Path | None = None) -> Path:
@@ -31,9 +37,8 @@ def read_yaml(path: Path) -> Any:
     a repeated key is a `ConfigError` naming the file."""
     import yaml
 
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        parser = loader(path.read_text())
+        parser = _loader()(path.read_text())
     except FileNotFoundError:
         raise ConfigError(
             str(path), "not found; pass --project DIR naming the naap-db checkout"
@@ -50,6 +55,21 @@ def read_yaml(path: Path) -> Any:
         raise ConfigError(str(path), f"is not valid YAML: {error}".replace("\n", " ")) from None
     finally:
         parser.dispose()
+
+
+@functools.cache
+def _loader() -> Any:
+    """PyYAML's safe loader (libyaml's when present) with YAML 1.2 booleans."""
+    import yaml
+
+    base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    loader = type("Yaml12SafeLoader", (base,), {})
+    loader.yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag != BOOL_TAG]
+        for first, resolvers in base.yaml_implicit_resolvers.items()
+    }
+    loader.add_implicit_resolver(BOOL_TAG, YAML_12_BOOL, list("tTfF"))
+    return loader
 
 
 class DuplicateKeyError(ValueError):

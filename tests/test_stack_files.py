@@ -5,6 +5,7 @@ with a passphrase, prod with a KMS key."""
 from __future__ import annotations
 
 import re
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
+from naapdb.stackfiles import load_stack_settings
 from tests.harness import ROOT
 
 SECRET_LOOKING = re.compile(r"password|passwd|secret|token|passphrase|private.?key", re.I)
@@ -97,3 +99,18 @@ def test_dev_encrypts_with_a_passphrase_and_prod_with_kms() -> None:
     # No secretsprovider means the passphrase provider (PULUMI_CONFIG_PASSPHRASE).
     assert dev.get("secretsprovider", "passphrase") == "passphrase"
     assert str(prod["secretsprovider"]).startswith("awskms://")
+
+
+def test_a_stack_file_reads_as_the_pulumi_cli_reads_it(tmp_path: Path) -> None:
+    """YAML 1.2, as Pulumi's Go yaml.v3: `pulumi config set --path
+    naap-db:push.mode off` writes `mode: off`, a string there (YAML 1.1 would
+    make it false and the push mode invalid); true/false stay booleans."""
+    shutil.copy(ROOT / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
+    (tmp_path / "Pulumi.edge.yaml").write_text(
+        "config:\n"
+        "  naap-db:server:\n    kind: container\n    keepDataOnDestroy: false\n"
+        "  naap-db:push:\n    mode: off\n"
+    )
+    settings = load_stack_settings("edge", tmp_path)
+    assert settings.push.mode == "off"
+    assert settings.server.keep_data_on_destroy is False  # type: ignore[union-attr]
