@@ -63,7 +63,7 @@ def _loader() -> Any:
     import yaml
 
     base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    loader = type("Yaml12SafeLoader", (base,), {})
+    loader: Any = type("Yaml12SafeLoader", (base,), {})
     loader.yaml_implicit_resolvers = {
         first: [(tag, regexp) for tag, regexp in resolvers if tag != BOOL_TAG]
         for first, resolvers in base.yaml_implicit_resolvers.items()
