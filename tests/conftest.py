@@ -3,6 +3,7 @@ that make an accidental real side effect fail loudly."""
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,15 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict
 
 from tests import harness
-from tests.pgserver import ClusterFactory, PgServer, cluster_factory
+from tests.pgserver import (
+    DEFAULT_VERSION,
+    INSTALLS,
+    VERSIONS_VARIABLE,
+    ClusterFactory,
+    PgServer,
+    cluster_factory,
+    selected_versions,
+)
 
 # Ports of the servers this suite started; connecting anywhere else is a bug.
 _OUR_PORTS: set[int] = set()
@@ -64,10 +73,36 @@ def _no_foreign_side_effects(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
 
 
-@pytest.fixture(scope="session")
-def pg_clusters() -> Iterator[ClusterFactory]:
-    """Starts real PostgreSQL clusters (copies of one initdb'd template)."""
-    with cluster_factory() as factory:
+def _versions() -> tuple[str, ...]:
+    try:
+        return selected_versions()
+    except ValueError:
+        return (DEFAULT_VERSION,)  # pytest_configure has refused the run already
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    try:
+        selected_versions()
+    except ValueError as error:
+        raise pytest.UsageError(str(error)) from None
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    """Which PostgreSQL the db tests run on, and where its binaries are."""
+    lines = []
+    for version in _versions():
+        try:
+            lines.append(f"postgresql {version}: {INSTALLS[version].describe()}")
+        except (RuntimeError, OSError, subprocess.CalledProcessError) as error:
+            lines.append(f"postgresql {version}: unavailable: {error}")
+    return [*lines, f"({VERSIONS_VARIABLE}=16, 18 or 16,18 picks them)"]
+
+
+@pytest.fixture(scope="session", params=_versions(), ids=lambda version: f"pg{version}")
+def pg_clusters(request: pytest.FixtureRequest) -> Iterator[ClusterFactory]:
+    """Starts real PostgreSQL clusters (copies of one initdb'd template), of
+    each major NAAPDB_TEST_POSTGRES names: every test using them runs on each."""
+    with cluster_factory(request.param) as factory:
         original_start = factory.start
 
         def start() -> PgServer:
