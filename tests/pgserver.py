@@ -260,7 +260,15 @@ class PgServer:
         for connection in self.connections:
             connection.close()
         subprocess.run(
-            [str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-m", "immediate", "-w", "stop"],
+            [
+                str(self.bin_dir / "pg_ctl"),
+                "-D",
+                str(self.data_dir),
+                "-m",
+                "immediate",
+                "-w",
+                "stop",
+            ],
             check=False,
             capture_output=True,
             **_run_as(self.version),  # type: ignore[arg-type]
@@ -345,7 +353,9 @@ class ClusterFactory:
                 (data_dir / "server.log").read_text() if (data_dir / "server.log").exists() else ""
             )
             raise RuntimeError(f"PostgreSQL did not start: {result.stderr}\n{log}")
-        server = PgServer(data_dir=data_dir, port=port, password=self.password, install=self.install)
+        server = PgServer(
+            data_dir=data_dir, port=port, password=self.password, install=self.install
+        )
         server.create_database(names.DATABASE)
         self.servers.append(server)
         return server
