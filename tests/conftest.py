@@ -3,8 +3,9 @@ that make an accidental real side effect fail loudly."""
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -98,24 +99,45 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     return [*lines, f"({VERSIONS_VARIABLE}=16, 18 or 16,18 picks them)"]
 
 
+@pytest.fixture(scope="session")
+def pg_factories() -> Iterator[Callable[[str], ClusterFactory]]:
+    """`pg_factories("16")`: the session's cluster factory of that major, made
+    on first use, so a test comparing 16 with 18 shares the templates."""
+    with contextlib.ExitStack() as stack:
+        factories: dict[str, ClusterFactory] = {}
+
+        def factory_of(version: str) -> ClusterFactory:
+            if version not in factories:
+                factories[version] = _guarded(stack.enter_context(cluster_factory(version)))
+            return factories[version]
+
+        yield factory_of
+
+
+def _guarded(factory: ClusterFactory) -> ClusterFactory:
+    """Lets the connection guard know the ports of the servers it starts."""
+    original_start = factory.start
+
+    def start() -> PgServer:
+        _STARTING.append(True)
+        try:
+            server = original_start()
+        finally:
+            _STARTING.pop()
+        _OUR_PORTS.add(server.port)
+        return server
+
+    factory.start = start  # type: ignore[method-assign]
+    return factory
+
+
 @pytest.fixture(scope="session", params=_versions(), ids=lambda version: f"pg{version}")
-def pg_clusters(request: pytest.FixtureRequest) -> Iterator[ClusterFactory]:
+def pg_clusters(
+    request: pytest.FixtureRequest, pg_factories: Callable[[str], ClusterFactory]
+) -> ClusterFactory:
     """Starts real PostgreSQL clusters (copies of one initdb'd template), of
     each major NAAPDB_TEST_POSTGRES names: every test using them runs on each."""
-    with cluster_factory(request.param) as factory:
-        original_start = factory.start
-
-        def start() -> PgServer:
-            _STARTING.append(True)
-            try:
-                server = original_start()
-            finally:
-                _STARTING.pop()
-            _OUR_PORTS.add(server.port)
-            return server
-
-        factory.start = start  # type: ignore[method-assign]
-        yield factory
+    return pg_factories(request.param)
 
 
 @pytest.fixture(scope="session")
