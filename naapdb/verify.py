@@ -206,7 +206,9 @@ SELECT json_build_object(
     'memberships', (
         SELECT coalesce(json_agg(json_build_array(m.rolname, g.rolname,
             o.options -> 'admin_option', o.options -> 'inherit_option',
-            o.options -> 'set_option') ORDER BY g.rolname, m.rolname), '[]'::json)
+            o.options -> 'set_option',
+            CASE WHEN am.grantor <> 10 THEN pg_catalog.pg_get_userbyid(am.grantor) END)
+            ORDER BY g.rolname, m.rolname, am.grantor), '[]'::json)
         FROM pg_catalog.pg_auth_members AS am
         JOIN pg_catalog.pg_roles AS m ON m.oid = am.member
         JOIN pg_catalog.pg_roles AS g ON g.oid = am.roleid
@@ -289,13 +291,18 @@ class LiveRole:
 
 @dataclass(frozen=True)
 class LiveMembership:
-    """A row of pg_auth_members; inherit/set are None before PostgreSQL 16."""
+    """A row of pg_auth_members; inherit/set are None before PostgreSQL 16.
+    `grantor` is None for the bootstrap superuser (every superuser's grants
+    are recorded as its), else the role a REVOKE must name in GRANTED BY:
+    since 16 a membership is one row per grantor, and a plain REVOKE only
+    takes back the revoker's own."""
 
     member: str
     group: str
     admin: bool
     inherit: bool | None
     set: bool | None
+    grantor: str | None = None
 
     @property
     def confers_rights(self) -> bool:
@@ -372,8 +379,8 @@ def parse_live_state(document: Mapping[str, Any]) -> LiveState:
     """The JSON document of `LIVE_STATE_QUERY` as typed data."""
     roles = {row[0]: LiveRole(*row) for row in document["roles"]}
     memberships = tuple(
-        LiveMembership(member, group, bool(admin), inherit, set_)
-        for member, group, admin, inherit, set_ in document["memberships"]
+        LiveMembership(member, group, bool(admin), inherit, set_, grantor)
+        for member, group, admin, inherit, set_, grantor in document["memberships"]
     )
     schemas = {
         name: LiveSchema(name, owner, _entries(acl)) for name, owner, acl in document["schemas"]
@@ -658,11 +665,13 @@ class _Comparison:
     def _memberships(self) -> None:
         planned = {(m.member, m.group) for m in self.plan.memberships}
         live: dict[tuple[str, str], LiveMembership] = {}
+        rows: dict[tuple[str, str], list[LiveMembership]] = {}
         for membership in self.live.memberships:
             # PostgreSQL 16 keeps one row per grantor: a pair holds the union.
             key = (membership.member, membership.group)
             seen = live.get(key)
             live[key] = membership if seen is None else _union(seen, membership)
+            rows.setdefault(key, []).append(membership)
         for membership_plan in self.plan.memberships:
             member, group = membership_plan.member, membership_plan.group
             if (member, group) in live:
@@ -677,7 +686,7 @@ class _Comparison:
         for (member, group), membership in live.items():
             where = self._membership_group(group, member)
             if (member, group) in planned:
-                self._planned_membership_options(membership, where)
+                self._planned_membership_options(membership, rows[member, group], where)
                 continue
             if member in self.admins or not membership.confers_rights:
                 continue
@@ -686,13 +695,13 @@ class _Comparison:
                     EXTRA_MEMBERSHIP,
                     where,
                     f"{self._who(member)} is a member of {group} (not in the plan)",
-                    sql.SQL("REVOKE {} FROM {}").format(
-                        sql.Identifier(group), sql.Identifier(member)
-                    ),
+                    _revoke_each(sql.SQL("REVOKE {} FROM {}"), rows[member, group]),
                     role=member,
                 )
 
-    def _planned_membership_options(self, membership: LiveMembership, where: Group) -> None:
+    def _planned_membership_options(
+        self, membership: LiveMembership, rows: Sequence[LiveMembership], where: Group
+    ) -> None:
         member, group = sql.Identifier(membership.member), sql.Identifier(membership.group)
         if membership.admin:
             self._add(
@@ -700,7 +709,9 @@ class _Comparison:
                 where,
                 f"{membership.member} is a member of {membership.group} WITH ADMIN OPTION "
                 "(may grant it to others)",
-                sql.SQL("REVOKE ADMIN OPTION FOR {} FROM {}").format(group, member),
+                _revoke_each(
+                    sql.SQL("REVOKE ADMIN OPTION FOR {} FROM {}"), [r for r in rows if r.admin]
+                ),
                 role=membership.member,
             )
         lacking = [
@@ -934,6 +945,19 @@ class _Comparison:
                     role=grantee,
                     privileges=extra,
                 )
+
+
+def _revoke_each(statement: sql.SQL, rows: Sequence[LiveMembership]) -> sql.Composable:
+    """`statement` (REVOKE {group} FROM {member}) once per grantor of the
+    rows: plain for the bootstrap superuser's, GRANTED BY for any other's,
+    so the fix takes back a membership a non-superuser admin granted too."""
+    statements = []
+    for row in rows:
+        revoke = statement.format(sql.Identifier(row.group), sql.Identifier(row.member))
+        if row.grantor is not None:
+            revoke = sql.SQL("{} GRANTED BY {}").format(revoke, sql.Identifier(row.grantor))
+        statements.append(revoke)
+    return sql.SQL("; ").join(statements)
 
 
 def _union(first: LiveMembership, second: LiveMembership) -> LiveMembership:

@@ -3,7 +3,9 @@ that make an accidental real side effect fail loudly."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import contextlib
+import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +14,15 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict
 
 from tests import harness
-from tests.pgserver import ClusterFactory, PgServer, cluster_factory
+from tests.pgserver import (
+    DEFAULT_VERSION,
+    INSTALLS,
+    VERSIONS_VARIABLE,
+    ClusterFactory,
+    PgServer,
+    cluster_factory,
+    selected_versions,
+)
 
 # Ports of the servers this suite started; connecting anywhere else is a bug.
 _OUR_PORTS: set[int] = set()
@@ -64,23 +74,70 @@ def _no_foreign_side_effects(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
 
 
+def _versions() -> tuple[str, ...]:
+    try:
+        return selected_versions()
+    except ValueError:
+        return (DEFAULT_VERSION,)  # pytest_configure has refused the run already
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    try:
+        selected_versions()
+    except ValueError as error:
+        raise pytest.UsageError(str(error)) from None
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    """Which PostgreSQL the db tests run on, and where its binaries are."""
+    lines = []
+    for version in _versions():
+        try:
+            lines.append(f"postgresql {version}: {INSTALLS[version].describe()}")
+        except (RuntimeError, OSError, subprocess.CalledProcessError) as error:
+            lines.append(f"postgresql {version}: unavailable: {error}")
+    return [*lines, f"({VERSIONS_VARIABLE}=16, 18 or 16,18 picks them)"]
+
+
 @pytest.fixture(scope="session")
-def pg_clusters() -> Iterator[ClusterFactory]:
-    """Starts real PostgreSQL clusters (copies of one initdb'd template)."""
-    with cluster_factory() as factory:
-        original_start = factory.start
+def pg_factories() -> Iterator[Callable[[str], ClusterFactory]]:
+    """`pg_factories("16")`: the session's cluster factory of that major, made
+    on first use, so a test comparing 16 with 18 shares the templates."""
+    with contextlib.ExitStack() as stack:
+        factories: dict[str, ClusterFactory] = {}
 
-        def start() -> PgServer:
-            _STARTING.append(True)
-            try:
-                server = original_start()
-            finally:
-                _STARTING.pop()
-            _OUR_PORTS.add(server.port)
-            return server
+        def factory_of(version: str) -> ClusterFactory:
+            if version not in factories:
+                factories[version] = _guarded(stack.enter_context(cluster_factory(version)))
+            return factories[version]
 
-        factory.start = start  # type: ignore[method-assign]
-        yield factory
+        yield factory_of
+
+
+def _guarded(factory: ClusterFactory) -> ClusterFactory:
+    """Lets the connection guard know the ports of the servers it starts."""
+    original_start = factory.start
+
+    def start() -> PgServer:
+        _STARTING.append(True)
+        try:
+            server = original_start()
+        finally:
+            _STARTING.pop()
+        _OUR_PORTS.add(server.port)
+        return server
+
+    factory.start = start  # type: ignore[method-assign]
+    return factory
+
+
+@pytest.fixture(scope="session", params=_versions(), ids=lambda version: f"pg{version}")
+def pg_clusters(
+    request: pytest.FixtureRequest, pg_factories: Callable[[str], ClusterFactory]
+) -> ClusterFactory:
+    """Starts real PostgreSQL clusters (copies of one initdb'd template), of
+    each major NAAPDB_TEST_POSTGRES names: every test using them runs on each."""
+    return pg_factories(request.param)
 
 
 @pytest.fixture(scope="session")

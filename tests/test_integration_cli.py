@@ -16,7 +16,7 @@ import os
 import re
 import shutil
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -33,18 +33,21 @@ pytestmark = pytest.mark.cli
 NEW_PLUGIN = {"plugin": "invoices", "schema": "plugin_invoices", "reads": ["public"]}
 BUMPED_ROLE = "naap_wallet"
 UNCHANGED = frozenset({"same", "read"})
+ENGINE_POSTGRES = "16"
 
 
 @pytest.fixture(scope="module")
 def project(
-    pg_clusters: ClusterFactory, tmp_path_factory: pytest.TempPathFactory
+    pg_factories: Callable[[str], ClusterFactory], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Project]:
+    """On PostgreSQL 16, the version the product runs, whatever
+    NAAPDB_TEST_POSTGRES picks for the other db tests."""
     reason = missing_engine_reason()
     if reason is not None:
         if os.environ.get("NAAPDB_REQUIRE_ENGINE"):
             pytest.fail(reason)
         pytest.skip(reason)
-    server = pg_clusters.start()
+    server = pg_factories(ENGINE_POSTGRES).start()
     yield make_project(tmp_path_factory.mktemp("engine"), server, Path(sys.prefix))
     server.stop()
 

@@ -46,7 +46,7 @@ from naapdb.rotate import (
 from naapdb.sql import plan_to_sql
 from naapdb.stackfiles import load_stack_settings
 from tests.harness import ROOT
-from tests.pgserver import PgServer, _bin_dir, _run_as
+from tests.pgserver import PgServer, _run_as
 from tests.rotation_load import run_rotation_load
 
 pytestmark = [pytest.mark.db, pytest.mark.aws]
@@ -158,7 +158,7 @@ def deployed(fresh_pg: PgServer, aws: Any) -> Deployment:
 
 def restart(server: PgServer, down: bool) -> None:
     """Stop (`down`) or start the test server again on its port."""
-    pg_ctl = str(_bin_dir() / "pg_ctl")
+    pg_ctl = str(server.bin_dir / "pg_ctl")
     if down:
         command = [pg_ctl, "-D", str(server.data_dir), "-m", "fast", "-w", "stop"]
     else:
@@ -175,7 +175,7 @@ def restart(server: PgServer, down: bool) -> None:
             "-w",
             "start",
         ]
-    subprocess.run(command, check=True, capture_output=True, **_run_as())  # type: ignore[arg-type]
+    subprocess.run(command, check=True, capture_output=True, **_run_as(server.version))  # type: ignore[arg-type]
 
 
 # --- names -------------------------------------------------------------------

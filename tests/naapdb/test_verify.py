@@ -671,7 +671,7 @@ def test_parse_ignores_nothing_it_reads() -> None:
         "server_version": 160004,
         "database_acl": [["naap_connect", "CONNECT", False]],
         "roles": [["naap_app", True, False, False, False, False, False]],
-        "memberships": [["naap_app", "public_rw", False, None, None]],
+        "memberships": [["naap_app", "public_rw", False, None, None, None]],
         "schemas": [["public", "naap_owner", [["public_rw", "USAGE", False]]]],
         "relations": [["public", "items", "r", "naap_owner", [], False]],
         "columns": [],
