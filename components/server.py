@@ -234,6 +234,8 @@ class DatabaseServer(pulumi.ComponentResource):
         leaves AWS except into the provider, read at deploy time."""
         base = physical_name(settings.stack)
         tags = stack_tags(settings.stack)
+        # Before anything is created: a missing bundle stops the program.
+        self.sslrootcert = ca_bundle_path(server)
         # Protection per stack: everything in production; the instance always.
         child = pulumi.ResourceOptions(parent=self, protect=settings.production)
         # Name prefixes: a replacement (a new major, a new description) is
@@ -345,7 +347,6 @@ class DatabaseServer(pulumi.ComponentResource):
         self.admin_password = pulumi.Output.secret(version.secret_string.apply(_password_of))
         # The certificate and its host name are checked against the RDS CA.
         self.sslmode = "verify-full"
-        self.sslrootcert = ca_bundle_path(server)
         self.client_sslrootcert = server.client_ssl_root_cert
         self.superuser = False
         self.identity = instance.resource_id
