@@ -118,9 +118,7 @@ PUBLIC_GRANTEE = "public"
 T = TypeVar("T")
 
 
-def role_password(
-    password: pulumi.Output[str] | None, role: str
-) -> pulumi.Output[str] | None:
+def role_password(password: pulumi.Output[str] | None, role: str) -> pulumi.Output[str] | None:
     """What a Role's `password` gets: the SCRAM verifier of the generated
     password, never the password. pulumi-postgresql sends it in plain SQL
     (`CREATE ROLE ... PASSWORD '...'`), which a server logging statements

@@ -44,9 +44,7 @@ def topic_policy(topic_arn: str, account: str) -> str:
                 {
                     "Sid": "RotationAlarms",
                     "Effect": "Allow",
-                    "Principal": {
-                        "Service": ["events.amazonaws.com", "cloudwatch.amazonaws.com"]
-                    },
+                    "Principal": {"Service": ["events.amazonaws.com", "cloudwatch.amazonaws.com"]},
                     "Action": "sns:Publish",
                     "Resource": topic_arn,
                     "Condition": {"StringEquals": {"aws:SourceAccount": account}},

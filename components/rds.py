@@ -60,7 +60,11 @@ def log_group_name(identifier: str, log: str) -> str:
 
 
 def log_groups(
-    name: str, identifier: str, server: RdsServer, tags: dict[str, str], opts: pulumi.ResourceOptions
+    name: str,
+    identifier: str,
+    server: RdsServer,
+    tags: dict[str, str],
+    opts: pulumi.ResourceOptions,
 ) -> list[aws.cloudwatch.LogGroup]:
     """One group per exported log, with the configured retention and key."""
     return [

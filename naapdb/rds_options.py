@@ -70,7 +70,10 @@ def check_rds_operations(server: RdsServer, key: str) -> None:
             "must be a KMS key ARN (CloudWatch Logs takes no alias or bare id); "
             "remove it to keep the default encryption",
         )
-    for name, value in (("caBundle", server.ca_bundle), ("clientSslRootCert", server.client_ssl_root_cert)):
+    for name, value in (
+        ("caBundle", server.ca_bundle),
+        ("clientSslRootCert", server.client_ssl_root_cert),
+    ):
         if value is not None and not value.strip():
             raise ConfigError(f"{key}.{name}", "is empty; remove it to use the default")
 

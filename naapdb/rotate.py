@@ -195,7 +195,9 @@ def _master_document(client: Any, master_arn: str) -> dict[str, Any]:
         raw = json.loads(value["SecretString"])
         str(raw["username"]), str(raw["password"])
     except (json.JSONDecodeError, KeyError, TypeError):
-        raise RotationError(f"the master secret {master_arn} has no username and password") from None
+        raise RotationError(
+            f"the master secret {master_arn} has no username and password"
+        ) from None
     return dict(raw)
 
 

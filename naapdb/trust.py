@@ -100,9 +100,7 @@ def trusted_endpoint(master: Mapping[str, object], master_arn: str) -> Endpoint:
     return endpoint
 
 
-def check_endpoint(
-    trusted: Endpoint, what: str, host: str, port: int, dbname: str
-) -> None:
+def check_endpoint(trusted: Endpoint, what: str, host: str, port: int, dbname: str) -> None:
     """Refuse a secret whose host, port or database is not the trusted one."""
     for name, value in (("host", host), ("port", port), ("dbname", dbname)):
         expected = getattr(trusted, name)

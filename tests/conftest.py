@@ -128,7 +128,9 @@ def rds_ca_bundle(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     with pytest.MonkeyPatch.context() as patch:
         if not os.environ.get(variable):
             stand_in = tmp_path_factory.mktemp("rds-ca") / "rds-ca-bundle.pem"
-            stand_in.write_text("-----BEGIN CERTIFICATE-----\nstand-in\n-----END CERTIFICATE-----\n")
+            stand_in.write_text(
+                "-----BEGIN CERTIFICATE-----\nstand-in\n-----END CERTIFICATE-----\n"
+            )
             patch.setenv(variable, str(stand_in))
         yield Path(os.environ[variable])
 

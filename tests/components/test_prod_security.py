@@ -165,7 +165,9 @@ def test_monitoring_is_off_by_default(prod: Run) -> None:
         ({"caBundle": " "}, "caBundle", "is empty"),
     ],
 )
-def test_bad_operating_options_name_their_key(extra: dict[str, Any], key: str, message: str) -> None:
+def test_bad_operating_options_name_their_key(
+    extra: dict[str, Any], key: str, message: str
+) -> None:
     raw = {**prod_config("server")["naap-db:server"], **extra}
     with pytest.raises(ConfigError) as caught:
         parse_server(raw, production=True)
@@ -208,7 +210,9 @@ def test_a_missing_ca_bundle_names_the_key_and_the_build_script(tmp_path: Path) 
 def test_client_urls_name_the_configured_ca_path() -> None:
     run = harness.run_program("prod", prod_config("server", clientSslRootCert="/srv/ca.pem"))
     urls = run.outputs["connection_urls"]
-    assert urls and all(url.endswith("?sslmode=verify-full&sslrootcert=/srv/ca.pem") for url in urls.values())
+    assert urls and all(
+        url.endswith("?sslmode=verify-full&sslrootcert=/srv/ca.pem") for url in urls.values()
+    )
 
 
 # --- rotation: trust and alarms ---------------------------------------------------

@@ -464,9 +464,9 @@ def test_prod_outputs_for_the_credentials_area(prod: Run) -> None:
 def test_prod_creates_no_container(prod: Run) -> None:
     assert not [r.type for r in prod.resources if r.type.startswith("docker:")]
     # The only random resource of the server is the final snapshot's suffix.
-    assert [r.type for r in prod.resources if r.type.startswith("random:") and "server" in r.urn] == [
-        "random:index/randomId:RandomId"
-    ]
+    assert [
+        r.type for r in prod.resources if r.type.startswith("random:") and "server" in r.urn
+    ] == ["random:index/randomId:RandomId"]
 
 
 # external

@@ -12,6 +12,7 @@ byte it receives."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import struct
@@ -66,10 +67,8 @@ class CleartextServer:
             self.connections += 1
             with connection:
                 connection.settimeout(5)
-                try:
+                with contextlib.suppress(OSError):
                     self._session(connection)
-                except OSError:
-                    pass
 
     def _session(self, connection: socket.socket) -> None:
         while True:
@@ -186,7 +185,7 @@ def test_a_tampered_master_secret_arn_is_refused(
     )
     monkeypatch.setenv(trust.MASTER_ARN_ENV, deployed.master_arn)
     tamper(deployed, masterarn=other["ARN"])
-    with pytest.raises(RotationError, match="names the master secret .*refusing to read it"):
+    with pytest.raises(RotationError, match=r"names the master secret .*refusing to read it"):
         rotate_now(deployed.client, APP_SECRET)
 
 
