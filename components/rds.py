@@ -141,8 +141,9 @@ def ca_bundle_path(server: RdsServer) -> str:
     path = path if path.is_absolute() else PROJECT_ROOT / path
     if not path.is_file():
         raise pulumi.RunError(
-            f"{source}: {configured} does not exist; `python {BUILD_SCRIPT}` fetches the RDS CA "
-            f"bundle, checks its pinned digest and writes {DEFAULT_CA_BUNDLE}"
+            f"{source}: {configured} does not exist; `python {BUILD_SCRIPT}` (or with "
+            f"--ca-only) fetches the RDS CA bundle, checks its pinned digest and writes "
+            f"{DEFAULT_CA_BUNDLE}"
         )
     return str(path)
 

@@ -128,8 +128,14 @@ def connection_options(sslmode: str) -> dict[str, str]:
     options = {"require_auth": "scram-sha-256"}
     if sslmode in TLS_MODES:
         options["channel_binding"] = "require"
-    if sslmode in VERIFYING_MODES:
-        root = os.environ.get(SSLROOTCERT_ENV) or (str(BUNDLED_CA) if BUNDLED_CA.is_file() else "")
-        if root:
-            options["sslrootcert"] = root
+    root = root_certificate() if sslmode in VERIFYING_MODES else None
+    if root:
+        options["sslrootcert"] = root
     return options
+
+
+def root_certificate() -> str | None:
+    """The CA bundle to verify RDS with: $NAAPDB_SSLROOTCERT, else the one
+    the Lambda's zip ships; None leaves it to libpq ($PGSSLROOTCERT, then
+    ~/.postgresql/root.crt)."""
+    return os.environ.get(SSLROOTCERT_ENV) or (str(BUNDLED_CA) if BUNDLED_CA.is_file() else None)

@@ -8,6 +8,7 @@ the runtime provides it.
     python scripts/build-rotation-lambda.py            # -> build/rotation-lambda.zip
     python scripts/build-rotation-lambda.py --wheels DIR   # offline, wheels already downloaded
     python scripts/build-rotation-lambda.py --ca-bundle global-bundle.pem  # CA fetched elsewhere
+    python scripts/build-rotation-lambda.py --ca-only  # only build/rds-ca-bundle.pem
 
 The CA bundle comes from --ca-bundle, else the cache
 (~/.cache/naap-db/global-bundle.pem), else AWS's trust store URL (then
@@ -177,6 +178,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--write-pin", action="store_true", help="pin the bundle's digest (after checking it)"
     )
+    parser.add_argument(
+        "--ca-only",
+        action="store_true",
+        help=f"only fetch and check the CA bundle, written as {CA_OUT_NAME} next to --out",
+    )
     args = parser.parse_args(argv)
     try:
         ca_bundle = obtain_ca_bundle(args.ca_bundle)
@@ -184,6 +190,11 @@ def main(argv: list[str] | None = None) -> int:
     except BuildError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    if args.ca_only:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        (args.out.parent / CA_OUT_NAME).write_bytes(ca_bundle)
+        print(f"{args.out.parent / CA_OUT_NAME} sha256:{hashlib.sha256(ca_bundle).hexdigest()}")
+        return 0
     with tempfile.TemporaryDirectory() as scratch:
         if args.wheels:
             wheels = sorted(args.wheels.glob("*.whl"))

@@ -165,3 +165,14 @@ def test_write_pin_pins_the_bundle_it_was_given(tmp_path: Path, capsys: Any) -> 
     assert _build_script().main([*arguments, "--write-pin"]) == 0
     assert pin.read_text().split()[0] == hashlib.sha256(ca.ca_cert.read_bytes()).hexdigest()
     assert _build_script().main(arguments) == 0
+
+
+def test_ca_only_writes_the_checked_bundle_and_no_zip(tmp_path: Path) -> None:
+    ca = make_ca(tmp_path / "ca", (HOST,))
+    pin = tmp_path / "pin.sha256"
+    pin.write_text(hashlib.sha256(ca.ca_cert.read_bytes()).hexdigest() + "\n")
+    out = tmp_path / "out" / "rotation-lambda.zip"
+    arguments = ["--out", str(out), "--ca-bundle", str(ca.ca_cert), "--ca-pin", str(pin)]
+    assert _build_script().main([*arguments, "--ca-only"]) == 0
+    assert (out.parent / "rds-ca-bundle.pem").read_bytes() == ca.ca_cert.read_bytes()
+    assert not out.exists()
