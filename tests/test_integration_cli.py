@@ -190,6 +190,9 @@ def engine(pulumi_cli: str, fresh_pg: PgServer, tmp_path: Path) -> Iterator[Engi
         },
         path=True,
     )
+    # Every statement the provider sends is logged: no password may be in one.
+    for statement in ("ALTER SYSTEM SET log_statement = 'all'", "SELECT pg_reload_conf()"):
+        fresh_pg.execute(statement, dbname="postgres")
     yield Engine(stack, work_dir, fresh_pg)
     # The state lives in tmp_path; forgetting the stack also drops its
     # resources from it if a step failed before `destroy`.
@@ -285,6 +288,11 @@ def test_up_verify_probe_push_idempotence_rotation_destroy(engine: Engine) -> No
     passwords = [urlsplit(url).password for url in [*urls.values(), *rotated.values()]]
     for password in [server.password, *passwords]:
         assert password and password not in printed
+    # ... nor the server's log, which holds every statement the provider sent:
+    # roles get SCRAM verifiers (naapdb/scram.py), never passwords
+    server_log = (server.data_dir / "server.log").read_text(errors="replace")
+    assert "SCRAM-SHA-256$" in server_log
+    assert [p for p in passwords if p and p in server_log] == []
 
     # 7. destroy keeps the schemas and their data
     with psycopg.connect(urls["naap_base"], autocommit=True) as base:
