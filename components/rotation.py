@@ -13,7 +13,11 @@
   for Secrets Manager to invoke it for this stack's secrets (by name
   pattern, in this account); and a `SecretRotation` per secret every
   `naap-db:credentials.rotationDays` days. Created after the roles exist,
-  since Secrets Manager tests the rotation when it is switched on.
+  since Secrets Manager tests the rotation when it is switched on. The
+  Lambda's environment names the instance endpoint and master secret it
+  may trust (`naapdb/trust.py`: a writer of one identity secret cannot
+  steer the master login elsewhere), and a failed rotation raises an alarm
+  (`components/alarms.py`).
 """
 
 from __future__ import annotations

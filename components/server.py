@@ -6,7 +6,9 @@
   admin password.
 - `rds` (prod): a protected RDS for PostgreSQL instance whose master password
   RDS keeps in Secrets Manager, its parameter group (TLS forced, SCRAM, DDL
-  logged), subnet group and security groups.
+  and connections logged), subnet group, security groups, log groups and
+  monitoring role (`components/rds.py`); the admin connection verifies the
+  server's certificate (`verify-full`, the RDS CA bundle).
 - `external`: an existing server; nothing is created.
 
 Every kind exposes the same outputs, so the access layer never knows which
