@@ -86,6 +86,7 @@ Decisions the code below relies on:
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -123,10 +124,18 @@ def role_password(password: pulumi.Output[str] | None, role: str) -> pulumi.Outp
     password, never the password. pulumi-postgresql sends it in plain SQL
     (`CREATE ROLE ... PASSWORD '...'`), which a server logging statements
     writes to its log; a verifier is stored as it is and reveals nothing.
-    Deterministic per password and role, so previews stay no-op."""
+    Deterministic per password and role, so previews stay no-op. Computed
+    on a worker thread (PBKDF2 releases the GIL), so the verifiers of a large
+    catalogue overlap with the program's own work instead of adding to it."""
     if password is None:
         return None
-    return pulumi.Output.secret(password.apply(lambda value: scram.verifier(value, role)))
+    return pulumi.Output.secret(
+        password.apply(
+            lambda value: asyncio.get_running_loop().run_in_executor(
+                None, scram.verifier, value, role
+            )
+        )
+    )
 
 
 @dataclass(frozen=True)
