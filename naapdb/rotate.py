@@ -193,12 +193,11 @@ def _master_document(client: Any, master_arn: str) -> dict[str, Any]:
     value = client.get_secret_value(SecretId=master_arn, VersionStage=CURRENT)
     try:
         raw = json.loads(value["SecretString"])
-        str(raw["username"]), str(raw["password"])
     except (json.JSONDecodeError, KeyError, TypeError):
-        raise RotationError(
-            f"the master secret {master_arn} has no username and password"
-        ) from None
-    return dict(raw)
+        raw = None
+    if not isinstance(raw, dict) or not raw.get("username") or not raw.get("password"):
+        raise RotationError(f"the master secret {master_arn} has no username and password")
+    return raw
 
 
 def _master(client: Any, secret: DbSecret) -> tuple[str, str]:
