@@ -282,6 +282,12 @@ def program_overrides(stack: str, size: int, scratch: Path) -> dict[str, Any]:
         with zipfile.ZipFile(archive, "w") as stand_in:
             stand_in.writestr("naapdb/__init__.py", "")
         overrides["naap-db:credentials"] = {**credentials, "lambdaArchive": str(archive)}
+    server = config.get("naap-db:server") or {}
+    if server.get("kind") == "rds":
+        # A stand-in RDS CA bundle, likewise (the admin provider names it).
+        bundle = scratch / "rds-ca-bundle.pem"
+        bundle.write_text("-----BEGIN CERTIFICATE-----\nstand-in\n-----END CERTIFICATE-----\n")
+        overrides["naap-db:server"] = {**server, "caBundle": str(bundle)}
     return overrides
 
 
@@ -631,11 +637,12 @@ ROTATION_IDENTITY = "naap_app"
 @contextlib.contextmanager
 def _moto_secretsmanager() -> Iterator[Any]:
     """Secrets Manager under moto, in process, with fake credentials; the
-    caller's AWS settings are put back afterwards."""
+    caller's AWS settings (and the rotation's NAAPDB_ ones) are put back
+    afterwards."""
     from moto import mock_aws
 
-    saved = {k: v for k, v in os.environ.items() if k.startswith("AWS_")}
-    for variable in saved:
+    saved = {k: v for k, v in os.environ.items() if k.startswith(("AWS_", "NAAPDB_"))}
+    for variable in [k for k in saved if k.startswith("AWS_")]:
         del os.environ[variable]
     os.environ.update(
         AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1"
@@ -646,7 +653,7 @@ def _moto_secretsmanager() -> Iterator[Any]:
 
             yield boto3.client("secretsmanager", region_name="us-east-1")
     finally:
-        for variable in [k for k in os.environ if k.startswith("AWS_")]:
+        for variable in [k for k in os.environ if k.startswith(("AWS_", "NAAPDB_"))]:
             del os.environ[variable]
         os.environ.update(saved)
 
@@ -675,6 +682,9 @@ def _rotation_secret(server: Any, client: Any, plan: Any) -> str:
         Name="rds!db-bench",
         SecretString=json.dumps({"username": "postgres", "password": server.password}),
     )
+    # What Pulumi tells the Lambda: the only endpoint the rotation trusts
+    # (RDS's master secret holds no host; naapdb/trust.py).
+    os.environ["NAAPDB_DATABASE_ENDPOINT"] = f"{server.host}:{server.port}/{plan.database}"
     document = DbSecret(
         host=server.host,
         port=server.port,

@@ -86,6 +86,7 @@ Decisions the code below relies on:
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -93,7 +94,7 @@ from typing import TypeVar
 import pulumi
 import pulumi_postgresql as postgresql
 
-from naapdb import names
+from naapdb import names, scram
 from naapdb.plan import (
     AccessPlan,
     DefaultPrivilege,
@@ -116,6 +117,25 @@ ROTATED_PASSWORD = ["password"]
 PUBLIC_GRANTEE = "public"
 
 T = TypeVar("T")
+
+
+def role_password(password: pulumi.Output[str] | None, role: str) -> pulumi.Output[str] | None:
+    """What a Role's `password` gets: the SCRAM verifier of the generated
+    password, never the password. pulumi-postgresql sends it in plain SQL
+    (`CREATE ROLE ... PASSWORD '...'`), which a server logging statements
+    writes to its log; a verifier is stored as it is and reveals nothing.
+    Deterministic per password and role, so previews stay no-op. Computed
+    on a worker thread (PBKDF2 releases the GIL), so the verifiers of a large
+    catalogue overlap with the program's own work instead of adding to it."""
+    if password is None:
+        return None
+    return pulumi.Output.secret(
+        password.apply(
+            lambda value: asyncio.get_running_loop().run_in_executor(
+                None, scram.verifier, value, role
+            )
+        )
+    )
 
 
 @dataclass(frozen=True)
@@ -244,7 +264,7 @@ class _Declarer:
         group_roles = [self.roles[group] for group in self.groups_of.get(role.name, ())]
         self.depended_on.update(id(group) for group in group_roles)
         groups = [group.name for group in group_roles]
-        password = self.passwords.get(role.name)
+        password = role_password(self.passwords.get(role.name), role.name)
         resource = postgresql.Role(
             f"{prefix}-role-{role.name}",
             name=role.name,

@@ -63,7 +63,9 @@ class Credentials(pulumi.ComponentResource):
             self.passwords[role.name] = pulumi.Output.secret(password.result)
         self.connection_urls = pulumi.Output.secret(
             pulumi.Output.all(server.host, server.port, server.database, self.passwords).apply(
-                lambda args: connection_urls(args[0], args[1], args[2], server.sslmode, args[3])
+                lambda args: connection_urls(
+                    args[0], args[1], args[2], server.sslmode, args[3], server.client_sslrootcert
+                )
             )
         )
         self.secret_arns = {}
@@ -92,21 +94,34 @@ class Credentials(pulumi.ComponentResource):
 
 
 def connection_url(
-    role: str, password: str, host: str, port: int, database: str, sslmode: str
+    role: str,
+    password: str,
+    host: str,
+    port: int,
+    database: str,
+    sslmode: str,
+    sslrootcert: str | None = None,
 ) -> str:
-    """`postgresql://role:password@host:port/database?sslmode=...`, every part quoted."""
+    """`postgresql://role:password@host:port/database?sslmode=...`, every part
+    quoted, plus `&sslrootcert=...` (the CA bundle clients verify RDS with)."""
     netloc_host = f"[{host}]" if ":" in host else host
+    ca = f"&sslrootcert={quote(sslrootcert, safe='/')}" if sslrootcert else ""
     return (
         f"postgresql://{quote(role, safe='')}:{quote(password, safe='')}@{netloc_host}:{int(port)}"
-        f"/{quote(database, safe='')}?sslmode={quote(sslmode, safe='')}"
+        f"/{quote(database, safe='')}?sslmode={quote(sslmode, safe='')}{ca}"
     )
 
 
 def connection_urls(
-    host: str, port: int, database: str, sslmode: str, passwords: Mapping[str, str]
+    host: str,
+    port: int,
+    database: str,
+    sslmode: str,
+    passwords: Mapping[str, str],
+    sslrootcert: str | None = None,
 ) -> dict[str, str]:
     """One URL per login role."""
     return {
-        role: connection_url(role, password, host, port, database, sslmode)
+        role: connection_url(role, password, host, port, database, sslmode, sslrootcert)
         for role, password in passwords.items()
     }

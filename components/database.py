@@ -62,6 +62,10 @@ def export_outputs(database: NaapDatabase) -> None:
     pulumi.export("port", database.server.port)
     pulumi.export("database", database.server.database)
     pulumi.export("sslmode", database.server.sslmode)
+    if database.rotation is not None:
+        # What `python -m naapdb rotate` trusts (NAAPDB_DATABASE_ENDPOINT).
+        pulumi.export("database_endpoint", database.rotation.database_endpoint)
+        pulumi.export("rotation_alarm_topic_arn", database.rotation.alarm_topic_arn)
     pulumi.export("schemas", [schema.name for schema in plan.schemas])
     pulumi.export("login_roles", [role.name for role in plan.login_roles])
     pulumi.export("connection_urls", database.credentials.connection_urls)

@@ -30,7 +30,7 @@ from pulumi_command import local
 from components.credentials import Credentials, connection_url
 from components.server import DatabaseServer
 from components.settings import aws_region
-from naapdb import names
+from naapdb import names, trust
 from naapdb.plan import Rotation
 from naapdb.prisma import PrismaSchemaError, find_schema_file
 from naapdb.push import SECRET_ID_VARIABLE
@@ -133,6 +133,10 @@ def _environment(
                 f"login in Secrets Manager, but no secret exists for {names.MIGRATOR}"
             )
         extra = {"AWS_REGION": region} if (region := aws_region()) else {}
+        if server.sslrootcert:
+            # verify-full against the RDS CA bundle (project-relative, so
+            # the input is the same on every checkout).
+            extra[trust.SSLROOTCERT_ENV] = _portable(Path(server.sslrootcert))
         secret_id = arns[names.MIGRATOR].apply(lambda arn: {SECRET_ID_VARIABLE: arn, **extra})
         return pulumi.Output.secret(secret_id)
     password = credentials.passwords[names.MIGRATOR]

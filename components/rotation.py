@@ -13,7 +13,11 @@
   for Secrets Manager to invoke it for this stack's secrets (by name
   pattern, in this account); and a `SecretRotation` per secret every
   `naap-db:credentials.rotationDays` days. Created after the roles exist,
-  since Secrets Manager tests the rotation when it is switched on.
+  since Secrets Manager tests the rotation when it is switched on. The
+  Lambda's environment names the instance endpoint and master secret it
+  may trust (`naapdb/trust.py`: a writer of one identity secret cannot
+  steer the master login elsewhere), and a failed rotation raises an alarm
+  (`components/alarms.py`).
 """
 
 from __future__ import annotations
@@ -27,8 +31,10 @@ from typing import TYPE_CHECKING, Any
 import pulumi
 import pulumi_aws as aws
 
+from components.alarms import rotation_alarms
 from components.lambda_build import build_default_archive
 from components.server import stack_tags
+from naapdb import trust
 from naapdb.rotate import ENDPOINT_VARIABLE, DbSecret
 from naapdb.settings import StackSettings
 
@@ -136,6 +142,10 @@ class PasswordRotation(pulumi.ComponentResource):
     """The rotation Lambda, its network, its rights and the schedules."""
 
     function_arn: pulumi.Output[str]
+    database_endpoint: pulumi.Output[str]
+    """`host:port/dbname`: where the rotation may send credentials."""
+    alarm_topic_arn: pulumi.Output[str]
+    """The SNS topic failed rotations go to (components/alarms.py)."""
 
     def __init__(
         self,
@@ -222,7 +232,11 @@ class PasswordRotation(pulumi.ComponentResource):
                 variables={
                     ENDPOINT_VARIABLE: region.apply(
                         lambda r: f"https://secretsmanager.{r}.amazonaws.com"
-                    )
+                    ),
+                    # What the rotation trusts, since a writer of one
+                    # identity secret can change everything in it (naapdb/trust.py).
+                    trust.ENDPOINT_ENV: database_endpoint(server),
+                    trust.MASTER_ARN_ENV: master_arn,
                 }
             ),
             tags=tags,
@@ -284,7 +298,19 @@ class PasswordRotation(pulumi.ComponentResource):
                 ),
             )
         self.function_arn = function.arn
-        self.register_outputs({"function_arn": self.function_arn})
+        self.database_endpoint = database_endpoint(server)
+        self.alarm_topic_arn = rotation_alarms(name, settings, function, account, tags, self)
+        self.register_outputs(
+            {"function_arn": self.function_arn, "alarm_topic_arn": self.alarm_topic_arn}
+        )
+
+
+def database_endpoint(server: DatabaseServer) -> pulumi.Output[str]:
+    """`host:port/dbname` of the server (the RDS instance's endpoint): the
+    only place the rotation may send credentials."""
+    return pulumi.Output.all(server.host, server.port, server.database).apply(
+        lambda values: f"{values[0]}:{int(values[1])}/{values[2]}"
+    )
 
 
 def secrets_arn_pattern(partition: str, region: str, account: str, stack: str) -> str:

@@ -6,7 +6,9 @@
   admin password.
 - `rds` (prod): a protected RDS for PostgreSQL instance whose master password
   RDS keeps in Secrets Manager, its parameter group (TLS forced, SCRAM, DDL
-  logged), subnet group and security groups.
+  and connections logged), subnet group, security groups, log groups and
+  monitoring role (`components/rds.py`); the admin connection verifies the
+  server's certificate (`verify-full`, the RDS CA bundle).
 - `external`: an existing server; nothing is created.
 
 Every kind exposes the same outputs, so the access layer never knows which
@@ -28,8 +30,17 @@ import pulumi_docker as docker
 import pulumi_postgresql as postgresql
 import pulumi_random as random
 
+from components.rds import (
+    RDS_LOG_EXPORTS,
+    RDS_PARAMETERS,
+    ca_bundle_path,
+    final_snapshot_name,
+    log_groups,
+    monitoring_role,
+    rds_ingress,
+)
 from components.settings import admin_password
-from naapdb import names
+from naapdb import names, scram
 from naapdb.settings import ContainerServer, ExternalServer, RdsServer, StackSettings
 
 POSTGRES_PORT = 5432
@@ -53,7 +64,12 @@ class DatabaseServer(pulumi.ComponentResource):
     admin_password: pulumi.Output[str]
     """Secret."""
     sslmode: str
-    """The sslmode every client of this server uses (`disable` for the container)."""
+    """The sslmode every client of this server uses (`disable` for the
+    container, `verify-full` for rds)."""
+    sslrootcert: str | None
+    """The CA bundle the admin provider verifies the server with (rds)."""
+    client_sslrootcert: str | None
+    """Where clients keep that bundle: the connection URLs' `sslrootcert` (rds)."""
     superuser: bool
     """Whether the admin is a superuser (False on RDS: rds_superuser is not one)."""
     identity: pulumi.Output[str]
@@ -83,6 +99,8 @@ class DatabaseServer(pulumi.ComponentResource):
         self.subnet_ids = ()
         self.security_group_id = None
         self.client_security_group_id = None
+        self.sslrootcert = None
+        self.client_sslrootcert = None
         server = settings.server
         if isinstance(server, ContainerServer):
             self._container(name, settings, server)
@@ -98,6 +116,7 @@ class DatabaseServer(pulumi.ComponentResource):
             username=self.admin_username,
             password=self.admin_password,
             sslmode=self.sslmode,
+            sslrootcert=self.sslrootcert,
             superuser=self.superuser,
             connect_timeout=CONNECT_TIMEOUT,
             opts=pulumi.ResourceOptions(parent=self, depends_on=self._ready),
@@ -190,7 +209,14 @@ class DatabaseServer(pulumi.ComponentResource):
             f"{name}-admin-password-sync",
             create=sync_password_command(container_name, server.admin_user),
             stdin=SYNC_PASSWORD_SQL,
-            environment=pulumi.Output.secret({SYNC_PASSWORD_ENV: secret_password}),
+            # The verifier, not the password: the ALTER ROLE never carries it.
+            environment=pulumi.Output.secret(
+                {
+                    SYNC_PASSWORD_ENV: secret_password.apply(
+                        lambda value: scram.verifier(value, server.admin_user)
+                    )
+                }
+            ),
             triggers=[secret_password, container.id],
             opts=pulumi.ResourceOptions(parent=self, depends_on=[container]),
         )
@@ -210,15 +236,19 @@ class DatabaseServer(pulumi.ComponentResource):
         leaves AWS except into the provider, read at deploy time."""
         base = physical_name(settings.stack)
         tags = stack_tags(settings.stack)
+        # Before anything is created: a missing bundle stops the program.
+        self.sslrootcert = ca_bundle_path(server)
         # Protection per stack: everything in production; the instance always.
         child = pulumi.ResourceOptions(parent=self, protect=settings.production)
+        # Name prefixes: a replacement (a new major, a new description) is
+        # created before the old one is deleted, so the instance always has one.
         parameters = aws.rds.ParameterGroup(
             f"{name}-params",
-            # The major is in the name: a new major gets a new group, created
-            # before the old one is deleted.
-            name=f"{base}-{server.parameter_group_family}",
+            name_prefix=f"{base}-{server.parameter_group_family}-",
             family=server.parameter_group_family,
-            description=f"naap-db {settings.stack}: TLS only, SCRAM passwords, DDL logged",
+            description=(
+                f"naap-db {settings.stack}: TLS only, SCRAM passwords, DDL and connections logged"
+            ),
             parameters=[
                 aws.rds.ParameterGroupParameterArgs(name=key, value=value)
                 for key, value in RDS_PARAMETERS.items()
@@ -228,7 +258,7 @@ class DatabaseServer(pulumi.ComponentResource):
         )
         subnets = aws.rds.SubnetGroup(
             f"{name}-subnets",
-            name=base,
+            name_prefix=f"{base}-",
             description=f"naap-db {settings.stack}",
             subnet_ids=list(server.subnet_ids),
             tags=tags,
@@ -236,7 +266,7 @@ class DatabaseServer(pulumi.ComponentResource):
         )
         clients = aws.ec2.SecurityGroup(
             f"{name}-clients",
-            name=f"{base}-clients",
+            name_prefix=f"{base}-clients-",
             description=f"Members may connect to the naap-db {settings.stack} database",
             vpc_id=server.vpc_id,
             tags=tags,
@@ -244,7 +274,7 @@ class DatabaseServer(pulumi.ComponentResource):
         )
         database_group = aws.ec2.SecurityGroup(
             f"{name}-sg",
-            name=f"{base}-db",
+            name_prefix=f"{base}-db-",
             description=f"naap-db {settings.stack}: PostgreSQL from allowed networks only",
             vpc_id=server.vpc_id,
             ingress=rds_ingress(server, clients.id),
@@ -262,6 +292,10 @@ class DatabaseServer(pulumi.ComponentResource):
             tags=tags,
             opts=child,
         )
+        # Declared before the instance, so RDS exports into groups with a
+        # retention (and a key) instead of creating them without.
+        logs = log_groups(name, base, server, tags, child)
+        monitoring_arn, monitoring_ready = monitoring_role(name, server, tags, child)
         instance = aws.rds.Instance(
             f"{name}-instance",
             identifier=base,
@@ -285,17 +319,23 @@ class DatabaseServer(pulumi.ComponentResource):
             deletion_protection=server.deletion_protection,
             backup_retention_period=server.backup_retention_days,
             skip_final_snapshot=server.skip_final_snapshot,
-            final_snapshot_identifier=f"{base}-final",
+            final_snapshot_identifier=final_snapshot_name(name, base, child),
             copy_tags_to_snapshot=True,
             performance_insights_enabled=server.performance_insights,
             performance_insights_retention_period=(
                 PERFORMANCE_INSIGHTS_DAYS if server.performance_insights else None
             ),
-            enabled_cloudwatch_logs_exports=["postgresql", "upgrade"],
+            enabled_cloudwatch_logs_exports=list(RDS_LOG_EXPORTS),
+            backup_window=server.backup_window,
+            maintenance_window=server.maintenance_window,
+            monitoring_interval=server.monitoring_interval,
+            monitoring_role_arn=monitoring_arn,
             auto_minor_version_upgrade=True,
             allow_major_version_upgrade=False,
             tags=tags,
-            opts=pulumi.ResourceOptions(parent=self, protect=True),
+            opts=pulumi.ResourceOptions(
+                parent=self, protect=True, depends_on=[*logs, *monitoring_ready]
+            ),
         )
         self.master_secret_arn = instance.master_user_secrets.apply(_first_secret_arn)
         # Read at every deploy: RDS rotates the master secret on its own schedule.
@@ -307,7 +347,9 @@ class DatabaseServer(pulumi.ComponentResource):
         self.database = pulumi.Output.from_input(names.DATABASE)
         self.admin_username = pulumi.Output.from_input(server.admin_user)
         self.admin_password = pulumi.Output.secret(version.secret_string.apply(_password_of))
-        self.sslmode = "require"
+        # The certificate and its host name are checked against the RDS CA.
+        self.sslmode = "verify-full"
+        self.client_sslrootcert = server.client_ssl_root_cert
         self.superuser = False
         self.identity = instance.resource_id
         self.vpc_id = server.vpc_id
@@ -332,18 +374,11 @@ class DatabaseServer(pulumi.ComponentResource):
         )
 
 
-# The parameter group of the RDS instance: clients must use TLS, passwords
-# are stored as SCRAM verifiers, and every DDL statement is logged.
-RDS_PARAMETERS = {
-    "rds.force_ssl": "1",
-    "password_encryption": "scram-sha-256",
-    "log_statement": "ddl",
-}
-
 # The container's data directory keeps the password it was initialised with;
 # after a new admin password (an epoch bump) this sets it through the local
-# socket (trust inside the container). The password travels in the docker
-# client's environment, never in argv; `\set` with backticks works in every psql.
+# socket (trust inside the container). Its SCRAM verifier travels in the
+# docker client's environment, never in argv, and is what the statement
+# carries; `\set` with backticks works in every psql.
 SYNC_PASSWORD_ENV = "NAAP_ADMIN_PASSWORD"
 SYNC_PASSWORD_SQL = (
     f"\\set admin_password `printenv {SYNC_PASSWORD_ENV}`\n"
@@ -408,37 +443,6 @@ def sync_password_command(container_name: str, admin_user: str) -> str:
         f"docker exec -i -e {SYNC_PASSWORD_ENV} {container_name} "
         f"psql -v ON_ERROR_STOP=1 -q -U {admin_user} -d {names.DATABASE}"
     )
-
-
-def rds_ingress(
-    server: RdsServer, client_group_id: pulumi.Output[str]
-) -> list[aws.ec2.SecurityGroupIngressArgs]:
-    """Port 5432 from the configured CIDRs and security groups, and from the
-    stack's client group; nothing else."""
-    ipv4 = [cidr for cidr in server.allowed_cidrs if ":" not in cidr]
-    ipv6 = [cidr for cidr in server.allowed_cidrs if ":" in cidr]
-    rules = []
-    if ipv4 or ipv6:
-        rules.append(
-            aws.ec2.SecurityGroupIngressArgs(
-                protocol="tcp",
-                from_port=POSTGRES_PORT,
-                to_port=POSTGRES_PORT,
-                cidr_blocks=ipv4 or None,
-                ipv6_cidr_blocks=ipv6 or None,
-                description="PostgreSQL from allowed networks",
-            )
-        )
-    rules.append(
-        aws.ec2.SecurityGroupIngressArgs(
-            protocol="tcp",
-            from_port=POSTGRES_PORT,
-            to_port=POSTGRES_PORT,
-            security_groups=[*server.allowed_security_group_ids, client_group_id],
-            description="PostgreSQL from allowed security groups",
-        )
-    )
-    return rules
 
 
 def _first_secret_arn(secrets: Any) -> str:

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from naapdb import names
+from naapdb import names, trust
 from naapdb.catalog import CATALOG_KEY, Catalog, parse_catalog
 from naapdb.connection import DATABASE_URL, ConnectionError_, one_line
 from naapdb.errors import ConfigError
@@ -646,7 +646,9 @@ def _fetch_secret(secret_id: str) -> str:
 
 def url_from_secret(secret_text: str) -> str:
     """A `postgresql://` URL from an RDS-format secret (host, port, dbname,
-    username, password), always with TLS (`sslmode=require`)."""
+    username, password), always with TLS: the secret's `sslmode` when it is
+    a TLS mode (`verify-full` for naap-db's secrets, with the RDS CA bundle
+    `naapdb.trust.root_certificate` names), else `require`."""
     try:
         secret = json.loads(secret_text)
     except json.JSONDecodeError:
@@ -663,4 +665,10 @@ def url_from_secret(secret_text: str) -> str:
     host = str(secret["host"])
     port = int(secret.get("port") or 5432)
     dbname = quote(str(secret.get("dbname") or names.DATABASE), safe="")
-    return f"postgresql://{user}:{password}@{host}:{port}/{dbname}?sslmode=require"
+    sslmode = str(secret.get("sslmode") or "require")
+    sslmode = sslmode if sslmode in trust.TLS_MODES else "require"
+    query = f"sslmode={sslmode}"
+    root = trust.root_certificate() if sslmode in trust.VERIFYING_MODES else None
+    if root:
+        query += f"&sslrootcert={quote(root, safe='/')}"
+    return f"postgresql://{user}:{password}@{host}:{port}/{dbname}?{query}"

@@ -10,9 +10,13 @@ current, so the password clients hold is never the one being changed:
 
 - createSecret: AWSPENDING = the other login with a new password
   (`get_random_password`, letters and digits only: URL- and libpq-safe);
-- setSecret: `ALTER ROLE other PASSWORD ...` as the master user (its
-  credentials from the secret `masterarn` names), sending a verifier computed
-  by libpq, so the password itself never reaches the server or its log. The
+- setSecret: refuse a version naming another server, port, database or
+  master secret than the trusted ones (`naapdb.trust`: no confused deputy),
+  log in with the current login (SCRAM only, so the server proves it knows
+  that login), then `ALTER ROLE other PASSWORD ...` as the master user (its
+  credentials from the secret `masterarn` names), sending a SCRAM verifier
+  computed here (`naapdb.scram`), so the password itself never reaches the
+  server or its log. The
   other login may never have had a password: `pulumi up` creates `_b`
   without one (it cannot log in until it is needed), so the first rotation
   of an identity is what gives `_b` its first password;
@@ -37,7 +41,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from naapdb import names
+from naapdb import names, scram, trust
 from naapdb.connection import ConnectionError_, connect, one_line, redact
 
 if TYPE_CHECKING:
@@ -125,6 +129,7 @@ class DbSecret:
             sslmode=self.sslmode,
             connect_timeout="10",
             application_name=APPLICATION_NAME,
+            **trust.connection_options(self.sslmode),
         )
 
 
@@ -182,17 +187,45 @@ def _version_with(versions: Mapping[str, list[str]], stage: str) -> str | None:
     return next((version for version, stages in versions.items() if stage in stages), None)
 
 
-def _master(client: Any, secret: DbSecret) -> tuple[str, str]:
-    """The master user's name and password, from the secret `masterarn` names
-    (RDS manages it: it holds only `username` and `password`)."""
-    value = client.get_secret_value(SecretId=secret.masterarn, VersionStage=CURRENT)
+def _master_document(client: Any, master_arn: str) -> dict[str, Any]:
+    """The master secret's JSON (RDS manages it: it holds `username` and
+    `password`; other masters may also say `host`, `port`, `dbname`)."""
+    value = client.get_secret_value(SecretId=master_arn, VersionStage=CURRENT)
     try:
         raw = json.loads(value["SecretString"])
-        return str(raw["username"]), str(raw["password"])
     except (json.JSONDecodeError, KeyError, TypeError):
-        raise RotationError(
-            f"the master secret {secret.masterarn} has no username and password"
-        ) from None
+        raw = None
+    if not isinstance(raw, dict) or not raw.get("username") or not raw.get("password"):
+        raise RotationError(f"the master secret {master_arn} has no username and password")
+    return raw
+
+
+def _master(client: Any, secret: DbSecret) -> tuple[str, str]:
+    """The master user's name and password, from the secret `masterarn` names."""
+    raw = _master_document(client, secret.masterarn)
+    return str(raw["username"]), str(raw["password"])
+
+
+def _check_trusted(client: Any, secret_id: str, *secrets: tuple[str, DbSecret]) -> None:
+    """Refuse before any connection when a secret names a server, port,
+    database or master secret other than the trusted ones (`naapdb.trust`):
+    a writer of this one secret must not steer the master login elsewhere."""
+    try:
+        for what, secret in secrets:
+            trust.check_master_arn(f"{secret_id}: {what}", secret.masterarn)
+        endpoint = trust.trusted_endpoint(
+            _master_document(client, secrets[0][1].masterarn), secrets[0][1].masterarn
+        )
+        for what, secret in secrets:
+            if secret.masterarn != secrets[0][1].masterarn:
+                raise trust.UntrustedEndpoint(
+                    f"{what} names another master secret than {secrets[0][0]}"
+                )
+            trust.check_endpoint(
+                endpoint, f"{secret_id}: {what}", secret.host, secret.port, secret.dbname
+            )
+    except trust.UntrustedEndpoint as error:
+        raise RotationError(str(error)) from None
 
 
 # --- PostgreSQL --------------------------------------------------------------
@@ -253,25 +286,30 @@ def set_secret(client: Any, secret_id: str, token: str) -> None:
     current = _get(client, secret_id, CURRENT)
     pending = _get(client, secret_id, PENDING, token)
     _check_pending(current, pending, secret_id)
+    _check_trusted(
+        client, secret_id, ("the current version", current), ("the pending version", pending)
+    )
     # Idempotency: done if the pending password works already. A login with
     # no password at all (`_b` never rotated) fails this like a wrong one.
     if _can_log_in(pending):
         log.info("setSecret: %s already logs in with the pending password", pending.username)
         return
+    # The current login first (AWS's templates do the same): SCRAM is mutual,
+    # so only a server holding that login's verifier gets this far, and only
+    # then is the master password offered to it.
+    _require_current_login(current, secret_id)
     master_user, master_password = _master(client, pending)
     if master_user == pending.username:
         raise RotationError(f"{secret_id}: refusing to rotate the master user {master_user}")
     secrets = (pending.password, master_password)
     try:
         with _session(pending, master_user, master_password) as connection:
-            # libpq hashes the password the way the server stores it (its
-            # password_encryption), so only a verifier goes over the wire.
-            verifier = connection.pgconn.encrypt_password(
-                pending.password.encode(), pending.username.encode()
-            )
+            # A SCRAM verifier computed here: the password never reaches
+            # the server, nor its log.
+            verifier = scram.verifier(pending.password, pending.username)
             connection.execute(
                 sql.SQL("ALTER ROLE {} WITH PASSWORD {}").format(
-                    sql.Identifier(pending.username), sql.Literal(verifier.decode())
+                    sql.Identifier(pending.username), sql.Literal(verifier)
                 )
             )
     except RotationError as error:
@@ -281,6 +319,19 @@ def set_secret(client: Any, secret_id: str, token: str) -> None:
     log.info("setSecret: %s has its new password", pending.username)
 
 
+def _require_current_login(current: DbSecret, secret_id: str) -> None:
+    """The current login must log in where the secret points, or the master
+    credentials are not used there."""
+    try:
+        with _session(current) as connection:
+            connection.execute("SELECT 1")
+    except RotationError as error:
+        raise RotationError(
+            f"setSecret: {secret_id}: the current login {current.username} cannot log in at "
+            f"{current.host}:{current.port}, so the master login is not used there: {error}"
+        ) from None
+
+
 def _check_pending(current: DbSecret, pending: DbSecret, secret_id: str) -> None:
     """Only ever change the idle login of the same identity on the same server."""
     if pending.username != other_login(current.username):
@@ -288,13 +339,18 @@ def _check_pending(current: DbSecret, pending: DbSecret, secret_id: str) -> None
             f"{secret_id}: the pending login {pending.username} is not the other login of "
             f"{current.username}"
         )
-    if (pending.host, pending.port, pending.dbname) != (current.host, current.port, current.dbname):
-        raise RotationError(f"{secret_id}: the pending version names another database")
+    for name in ("host", "port", "dbname"):
+        if getattr(pending, name) != getattr(current, name):
+            raise RotationError(
+                f"{secret_id}: the pending version names {name} {getattr(pending, name)!r}, "
+                f"the current one {getattr(current, name)!r}; refusing to rotate"
+            )
 
 
 def probe_secret(client: Any, secret_id: str, token: str) -> None:
     """Log in as AWSPENDING and check it reaches its identity's schemas."""
     pending = _get(client, secret_id, PENDING, token)
+    _check_trusted(client, secret_id, ("the pending version", pending))
     identity = identity_of(pending.username)
     try:
         with _session(pending) as connection:

@@ -21,6 +21,7 @@ from naapdb import names
 from naapdb.catalog import CATALOG_KEY, Catalog, parse_catalog
 from naapdb.errors import ConfigError
 from naapdb.plan import AccessPlan, Rotation, build_plan
+from naapdb.rds_options import check_rds_operations
 
 NAMESPACE = "naap-db"
 SECRET_LOOKING_KEY = re.compile(r"password|secret|token|passphrase", re.IGNORECASE)
@@ -82,6 +83,18 @@ class RdsServer:
     publicly_accessible: bool = False
     skip_final_snapshot: bool = False
     deletion_protection: bool = True
+    # Operations (issue 16; checked in naapdb.rds_options).
+    backup_window: str | None = None
+    maintenance_window: str | None = None
+    monitoring_interval: int = 0
+    monitoring_role_arn: str | None = None
+    log_retention_days: int = 30
+    log_kms_key_id: str | None = None
+    ca_bundle: str | None = None
+    """The RDS CA bundle `pulumi up` verifies the server with; default
+    $NAAPDB_RDS_CA_BUNDLE, else build/rds-ca-bundle.pem (the Lambda build fetches it)."""
+    client_ssl_root_cert: str = "/etc/ssl/certs/rds-global-bundle.pem"
+    """Where clients keep that bundle: the `sslrootcert` of the connection URLs."""
 
     @property
     def major(self) -> int:
@@ -137,6 +150,8 @@ class CredentialSettings:
     """The rotation Lambda's zip (alternating rotation), relative to the
     project; default $NAAPDB_ROTATION_LAMBDA_ZIP, else
     build/rotation-lambda.zip, which `scripts/build-rotation-lambda.py` builds."""
+    alarm_topic_arn: str | None = None
+    """An SNS topic for failed rotations; default: the stack creates one."""
 
     def epoch_of(self, role: str) -> int:
         """The rotation epoch of one login role: bump it to give it a new password."""
@@ -424,6 +439,7 @@ def _check_rds(server: RdsServer, key: str, production: bool) -> None:
                 f"{key}.allowedSecurityGroupIds[{index}]",
                 f"{group!r} is not a security group id (sg-...)",
             )
+    check_rds_operations(server, key)
     if production:
         _check_rds_production(server, key)
 

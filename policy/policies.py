@@ -128,6 +128,35 @@ role_attributes = ResourceValidationPolicy(
 )
 
 
+# SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>, PostgreSQL's format.
+SCRAM_VERIFIER = re.compile(
+    r"^SCRAM-SHA-256\$[0-9]+:[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+:[A-Za-z0-9+/=]+$"
+)
+
+
+def _check_role_password(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    password = args.props.get("password")
+    if password and not SCRAM_VERIFIER.match(str(password)):
+        role = args.props.get("name") or args.name
+        report(
+            f"role {role}'s password is not a SCRAM-SHA-256 verifier: pulumi-postgresql "
+            "sends it in plain SQL, which the server's statement log keeps; hand it "
+            "naapdb.scram.verifier(password, role) instead",
+            None,
+        )
+
+
+role_password = ResourceValidationPolicy(
+    name="postgresql-role-password-is-scram-verifier",
+    description=(
+        "A PostgreSQL role's password is a SCRAM-SHA-256 verifier, never the password: the "
+        "provider's CREATE/ALTER ROLE statements land in the server log."
+    ),
+    validate=_for_type(ROLE, _check_role_password),
+    enforcement_level=EnforcementLevel.MANDATORY,
+)
+
+
 # --- schemas ---------------------------------------------------------------
 
 
@@ -379,6 +408,7 @@ plaintext_password = ResourceValidationPolicy(
 
 POLICIES: list[ResourceValidationPolicy] = [
     role_attributes,
+    role_password,
     schema_no_cascade,
     *rds_policies,
     container_ports,

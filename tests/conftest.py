@@ -174,6 +174,24 @@ def lambda_zip(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         yield Path(os.environ[variable])
 
 
+@pytest.fixture(scope="session", autouse=True)
+def rds_ca_bundle(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The rds server's admin provider verifies the server with the RDS CA
+    bundle (components/rds.py); unless one is named, a stand-in PEM in a
+    temp dir, never in build/."""
+    import os
+
+    variable = "NAAPDB_RDS_CA_BUNDLE"
+    with pytest.MonkeyPatch.context() as patch:
+        if not os.environ.get(variable):
+            stand_in = tmp_path_factory.mktemp("rds-ca") / "rds-ca-bundle.pem"
+            stand_in.write_text(
+                "-----BEGIN CERTIFICATE-----\nstand-in\n-----END CERTIFICATE-----\n"
+            )
+            patch.setenv(variable, str(stand_in))
+        yield Path(os.environ[variable])
+
+
 @pytest.fixture
 def run_stack() -> Any:
     """`run_stack("dev", {"naap-db:server": {...}})` runs `__main__.py` under

@@ -184,6 +184,17 @@ DEFAULT_STATES: dict[str, ResourceHandler] = {
         ),
         "bcryptHash": secret("bcrypt"),
     },
+    # AWS completes a name prefix with a unique suffix.
+    "aws:rds/parameterGroup:ParameterGroup": lambda r: {
+        "name": r.inputs.get("name") or f"{r.inputs.get('namePrefix', '')}0001"
+    },
+    "aws:rds/subnetGroup:SubnetGroup": lambda r: {
+        "name": r.inputs.get("name") or f"{r.inputs.get('namePrefix', '')}0001"
+    },
+    "aws:cloudwatch/eventRule:EventRule": lambda r: {"name": r.inputs.get("name") or r.name},
+    "aws:sns/topic:Topic": lambda r: {"arn": f"arn:aws:sns:us-east-1:123456789012:{r.name}"},
+    # The final snapshot's suffix (components/rds.py).
+    "random:index/randomId:RandomId": lambda r: {"hex": "0a1b2c3d", "b64Url": "ChssPQ"},
     "aws:rds/instance:Instance": lambda r: {
         "resourceId": "db-MOCKRESOURCEID0123456789",
         "address": "naap.abc123.us-east-1.rds.amazonaws.com",

@@ -48,6 +48,9 @@ def project(
             pytest.fail(reason)
         pytest.skip(reason)
     server = pg_factories(ENGINE_POSTGRES).start()
+    # Every statement the provider sends is logged: no password may be in one.
+    for statement in ("ALTER SYSTEM SET log_statement = 'all'", "SELECT pg_reload_conf()"):
+        server.execute(statement, dbname="postgres")
     yield make_project(tmp_path_factory.mktemp("engine"), server, Path(sys.prefix))
     server.stop()
 
@@ -179,6 +182,13 @@ def test_an_epoch_bump_changes_exactly_one_password(deployed: Project) -> None:
     with pytest.raises(psycopg.OperationalError):
         psycopg.connect(before[BUMPED_ROLE]).close()
     psycopg.connect(after[BUMPED_ROLE]).close()
+
+    # The server's log holds every statement the provider sent: roles got
+    # SCRAM verifiers (naapdb/scram.py), never a password.
+    server_log = (deployed.server.data_dir / "server.log").read_text(errors="replace")
+    assert "SCRAM-SHA-256$" in server_log
+    passwords = {urlsplit(url).password for url in [*before.values(), *after.values()]}
+    assert [p for p in passwords if p and p in server_log] == []
 
 
 def test_a_failing_migration_fails_up_naming_the_file_and_applies_nothing(

@@ -129,7 +129,10 @@ def test_pull_request_preview_secrets_and_oidc_role() -> None:
     assert "secrets.PULUMI_CONFIG_PASSPHRASE_DEV" in preview["env"]["PULUMI_CONFIG_PASSPHRASE"]
     (aws,) = uses(preview, "aws-actions/configure-aws-credentials")
     assert aws["uses"] == "aws-actions/configure-aws-credentials@v4"
-    assert aws["with"]["role-to-assume"] == "${{ secrets.AWS_PREVIEW_ROLE_ARN }}"
+    assert aws["with"]["role-to-assume"] == (
+        "${{ matrix.stack == 'prod' && secrets.AWS_PREVIEW_ROLE_ARN"
+        " || secrets.AWS_DEV_PREVIEW_ROLE_ARN }}"
+    )
     assert aws["with"]["aws-region"]
     # the role is assumed before the preview that needs it
     names = [s.get("uses", "").split("@")[0] for s in steps(preview)]
@@ -301,3 +304,44 @@ def test_pull_requests_get_the_access_diff_per_stack() -> None:
     assert 'cat access-diff.md >> "$GITHUB_STEP_SUMMARY"' in scripts
     assert "scripts/pr-comment.py" in scripts
     assert not uses(job, "aws-actions/configure-aws-credentials")  # no cloud account
+
+
+def _for_stack(expression: str, stack: str) -> str:
+    """Evaluate `${{ matrix.stack == 'prod' && A || B }}` for one stack."""
+    match = re.fullmatch(
+        r"\$\{\{\s*matrix\.stack\s*==\s*'prod'\s*&&\s*(\S+)\s*\|\|\s*(\S+)\s*\}\}",
+        expression.strip(),
+    )
+    assert match, f"not a prod/dev choice: {expression!r}"
+    return (match[1] if stack == "prod" else match[2]).strip("'")
+
+
+def test_pull_request_code_reaches_prod_only_after_a_maintainer_approves() -> None:
+    """Issue 16: a pull request runs unreviewed code. Its prod preview runs in
+    the protected environment `preview-prod` (required reviewers) and assumes
+    the prod-capable role, which trusts only that environment's token (and
+    main's); dev previews at once with a role that reads dev only. No other
+    job of the pull-request workflow can get an OIDC token at all."""
+    doc = load("pull-request.yml")
+    preview = doc["jobs"]["preview"]
+    (aws,) = uses(preview, "aws-actions/configure-aws-credentials")
+    role = aws["with"]["role-to-assume"]
+    assert _for_stack(preview["environment"], "prod") == "preview-prod"
+    assert _for_stack(preview["environment"], "dev") == "preview-dev"
+    assert _for_stack(role, "prod") == "secrets.AWS_PREVIEW_ROLE_ARN"
+    assert _for_stack(role, "dev") == "secrets.AWS_DEV_PREVIEW_ROLE_ARN"
+    for job_id, job in doc["jobs"].items():
+        if (job.get("permissions") or {}).get("id-token") == "write":
+            assert "environment" in job, f"{job_id} gets an OIDC token outside an environment"
+    assert (doc.get("permissions") or {}).get("id-token") is None
+    ci = (ROOT / "docs" / "ci.md").read_text()
+    # The choice, the threat and the trust policy that enforces it are written down.
+    for phrase in (
+        "`preview-prod`",
+        "required reviewers",
+        "repo:OWNER/REPO:environment:preview-prod",
+        "repo:OWNER/REPO:environment:preview-dev",
+    ):
+        assert phrase in ci, phrase
+    trust_section = ci.split("`AWS_PREVIEW_ROLE_ARN`:", 1)[1].split("\n- ", 1)[0]
+    assert "pull_request" not in trust_section, "the prod-capable role must not trust pull_request"

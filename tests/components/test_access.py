@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from naapdb import names
+from naapdb import names, scram
 from naapdb.catalog import parse_catalog
 from naapdb.plan import AccessPlan, build_plan
 from naapdb.stackfiles import load_stack_settings
@@ -241,7 +241,9 @@ def test_login_roles_get_their_generated_password_as_a_secret(
         assert role.login
         assert resource.is_secret("password")
         password = generated[role.name]
-        assert resource.inputs["password"] == password.state["result"]
+        # The SCRAM verifier of the generated password, never the password:
+        # the provider sends it in plain SQL (docs/access.md).
+        assert resource.inputs["password"] == scram.verifier(password.state["result"], role.name)
         assert password.urn in resource.dependencies
 
 

@@ -18,7 +18,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from components.credentials import connection_url
 from components.rotation import ARCHIVE_VARIABLE
-from naapdb import names
+from naapdb import names, scram
 from naapdb.stackfiles import load_stack_settings
 from tests import harness
 from tests.harness import ROOT, Run
@@ -83,7 +83,8 @@ def test_every_login_role_gets_its_password_as_a_secret(dev: Run) -> None:
     assert {r.inputs["name"] for r in logins} == {role.name for role in DEV.plan.login_roles}
     for role in logins:
         assert role.is_secret("password"), role.name
-        assert role.inputs["password"].startswith(f"pw-naap-credentials-{role.inputs['name']}-")
+        assert role.inputs["password"].startswith("SCRAM-SHA-256$4096:"), role.name
+        assert f"pw-naap-credentials-{role.inputs['name']}-" not in role.inputs["password"]
 
 
 def test_bumping_one_roles_epoch_changes_only_that_roles_keepers(dev: Run) -> None:
@@ -175,13 +176,19 @@ def test_prod_has_alternating_logins_whose_password_changes_pulumi_ignores(prod:
         assert "password" in roles[login].ignore_changes
     for login in first:
         assert roles[login].is_secret("password")
-        assert roles[login].inputs["password"] == passwords[login].state["result"]
+        assert roles[login].inputs["password"] == scram.verifier(
+            passwords[login].state["result"], login
+        )
     for login in idle:
         assert "password" not in roles[login].inputs
     urls = prod.outputs["connection_urls"]
     assert "connection_urls" in prod.secret_outputs
     assert set(urls) == first
-    assert all(parse_qs(urlsplit(u).query)["sslmode"] == ["require"] for u in urls.values())
+    # verify-full against the RDS CA bundle, at the path clients keep it.
+    for url in urls.values():
+        query = parse_qs(urlsplit(url).query)
+        assert query["sslmode"] == ["verify-full"]
+        assert query["sslrootcert"] == ["/etc/ssl/certs/rds-global-bundle.pem"]
 
 
 def test_prod_keeps_one_protected_secret_per_identity_in_the_rds_format(prod: Run) -> None:
@@ -206,7 +213,7 @@ def test_prod_keeps_one_protected_secret_per_identity_in_the_rds_format(prod: Ru
             "username": f"{identity}_a",
             "password": passwords[f"{identity}_a"],
             "masterarn": MASTER_ARN,
-            "sslmode": "require",
+            "sslmode": "verify-full",
         }
     assert sorted(prod.outputs["secret_arns"]) == sorted(PROD.plan.identities)
 

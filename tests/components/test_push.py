@@ -204,11 +204,16 @@ def test_the_command_is_the_same_on_every_checkout(monkeypatch: pytest.MonkeyPat
 # ---------------------------------------------------------------- prod (alternating rotation)
 
 
-def test_prod_reads_the_migrators_current_login_from_secrets_manager(prod: Run) -> None:
+def test_prod_reads_the_migrators_current_login_from_secrets_manager(
+    prod: Run, rds_ca_bundle: Path
+) -> None:
     command = the_push(prod)
     assert command.is_secret("environment")
     environment = command.inputs["environment"]
-    assert set(environment) == {"NAAPDB_DATABASE_SECRET_ID", "AWS_REGION"}
+    assert set(environment) == {"NAAPDB_DATABASE_SECRET_ID", "AWS_REGION", "NAAPDB_SSLROOTCERT"}
+    # verify-full against the bundle the admin provider uses (the stand-in
+    # lies outside the project, so its path is absolute).
+    assert environment["NAAPDB_SSLROOTCERT"] == str(rds_ca_bundle)
     assert environment["AWS_REGION"] == "us-east-1"
     secrets = [
         r

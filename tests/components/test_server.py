@@ -16,6 +16,7 @@ from typing import Any
 import pulumi
 import pytest
 
+from naapdb import scram
 from tests import harness
 from tests.harness import FAKE_SECRET, Resource, Run
 
@@ -220,7 +221,11 @@ def test_dev_password_sync_keeps_the_password_out_of_argv(dev: Run) -> None:
     assert password not in sync.inputs["create"]
     assert password not in sync.inputs["stdin"]
     assert "ALTER ROLE CURRENT_USER PASSWORD :'admin_password'" in sync.inputs["stdin"]
-    assert sync.inputs["environment"] == {"NAAP_ADMIN_PASSWORD": password}
+    # Its SCRAM verifier: the ALTER ROLE never carries the password.
+    assert sync.inputs["environment"] == {
+        "NAAP_ADMIN_PASSWORD": scram.verifier(password, "postgres")
+    }
+    assert password not in str(sync.inputs["environment"])
     assert sync.is_secret("environment")
     assert dev.one(CONTAINER).urn in sync.dependencies
     assert password in sync.inputs["triggers"]
@@ -295,7 +300,8 @@ def test_prod_instance_settings(prod: Run) -> None:
         "publiclyAccessible": False,
         "manageMasterUserPassword": True,
         "skipFinalSnapshot": False,
-        "finalSnapshotIdentifier": "naap-db-prod-final",
+        # A suffix per instance identity (the mock's RandomId hex).
+        "finalSnapshotIdentifier": "naap-db-prod-final-0a1b2c3d",
         "performanceInsightsEnabled": True,
         "autoMinorVersionUpgrade": True,
         "allowMajorVersionUpgrade": False,
@@ -323,8 +329,8 @@ def test_prod_every_server_resource_is_protected(prod: Run) -> None:
 
 def test_prod_instance_uses_its_groups(prod: Run) -> None:
     inputs = prod.one(INSTANCE).inputs
-    assert inputs["parameterGroupName"] == prod.one(PARAMETERS).inputs["name"]
-    assert inputs["dbSubnetGroupName"] == prod.one(SUBNETS).inputs["name"]
+    assert inputs["parameterGroupName"] == prod.one(PARAMETERS).state["name"]
+    assert inputs["dbSubnetGroupName"] == prod.one(SUBNETS).state["name"]
     assert inputs["vpcSecurityGroupIds"] == [prod.one(SECURITY_GROUP, "-sg").id]
 
 
@@ -341,13 +347,16 @@ def test_prod_kms_key_from_config() -> None:
     assert run.one(INSTANCE).inputs["kmsKeyId"] == "arn:aws:kms:us-east-1:123456789012:key/abc"
 
 
-def test_prod_parameter_group_forces_tls_scram_and_logs_ddl(prod: Run) -> None:
+def test_prod_parameter_group_forces_tls_scram_and_logs_ddl_and_connections(prod: Run) -> None:
     group = prod.one(PARAMETERS)
     assert group.inputs["family"] == "postgres16"
     assert {p["name"]: p["value"] for p in group.inputs["parameters"]} == {
         "rds.force_ssl": "1",
         "password_encryption": "scram-sha-256",
         "log_statement": "ddl",
+        # who still uses the previous login before the next rotation
+        "log_connections": "1",
+        "log_disconnections": "1",
     }
 
 
@@ -420,7 +429,8 @@ def test_prod_provider_reads_the_master_password_from_the_managed_secret(prod: R
     assert provider.is_secret("password")
     assert provider.inputs["username"] == "naap_admin"
     assert provider.inputs["host"] == prod.one(INSTANCE).state["address"]
-    assert provider.inputs["sslmode"] == "require"
+    assert provider.inputs["sslmode"] == "verify-full"
+    assert Path(provider.inputs["sslrootcert"]).is_file()  # the stand-in bundle (conftest)
     assert provider.inputs["superuser"] == "false"
     assert prod.one(INSTANCE).urn in provider.dependencies
 
@@ -446,13 +456,17 @@ def test_prod_outputs_for_the_credentials_area(prod: Run) -> None:
     assert prod.outputs["subnet_ids"] == ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"]
     assert prod.outputs["security_group_id"] == prod.one(SECURITY_GROUP, "-sg").id
     assert prod.outputs["client_security_group_id"] == prod.one(SECURITY_GROUP, "-clients").id
-    assert prod.outputs["sslmode"] == "require"
+    assert prod.outputs["sslmode"] == "verify-full"
     assert prod.outputs["superuser"] is False
     assert "admin_password" in prod.secret_outputs
 
 
 def test_prod_creates_no_container(prod: Run) -> None:
-    assert not [r.type for r in prod.resources if r.type.startswith(("docker:", "random:"))]
+    assert not [r.type for r in prod.resources if r.type.startswith("docker:")]
+    # The only random resource of the server is the final snapshot's suffix.
+    assert [
+        r.type for r in prod.resources if r.type.startswith("random:") and "server" in r.urn
+    ] == ["random:index/randomId:RandomId"]
 
 
 # external

@@ -791,3 +791,23 @@ def test_two_concurrent_pushes_apply_a_new_migration_once(
         "SELECT count(*) FROM naap_meta.schema_migrations WHERE schema = 'public' AND version = 4"
     ) == [(1,)]
     assert len(database.ledger()) == len(discover(source, CATALOG))
+
+
+def test_a_verify_full_secret_keeps_verify_full_with_the_rds_ca(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """naap-db's secrets say verify-full: push and verify keep it, with the
+    CA bundle NAAPDB_SSLROOTCERT names; a secret asking for no TLS gets TLS."""
+    secret = {
+        "host": "naap.abc.us-east-1.rds.amazonaws.com",
+        "username": "naap_migrator_a",
+        "password": "pw0123456789",
+        "sslmode": "verify-full",
+    }
+    monkeypatch.setenv("NAAPDB_SSLROOTCERT", "/etc/ssl/certs/rds global.pem")
+    params = conninfo_to_dict(url_from_secret(json.dumps(secret)))
+    assert params["sslmode"] == "verify-full"
+    assert params["sslrootcert"] == "/etc/ssl/certs/rds global.pem"
+    downgraded = conninfo_to_dict(url_from_secret(json.dumps({**secret, "sslmode": "disable"})))
+    assert downgraded["sslmode"] == "require"
+    assert "sslrootcert" not in downgraded

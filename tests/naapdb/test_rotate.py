@@ -119,6 +119,14 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
 @pytest.fixture
 def deployed(fresh_pg: PgServer, aws: Any) -> Deployment:
+    return deploy(fresh_pg, aws)
+
+
+def deploy(
+    fresh_pg: PgServer, aws: Any, host: str = "127.0.0.1", sslmode: str = "disable"
+) -> Deployment:
+    """The plan applied on `fresh_pg`, and the secrets `pulumi up` leaves,
+    naming the server as `host` with `sslmode`."""
     plan = build_plan(load_stack_settings("prod", ROOT).catalog, Rotation.ALTERNATING)
     fresh_pg.execute(plan_to_sql(plan))  # every role without a password
     # What `pulumi up` sets: the first login of each identity only.
@@ -131,9 +139,9 @@ def deployed(fresh_pg: PgServer, aws: Any) -> Deployment:
             {
                 "username": "postgres",
                 "password": fresh_pg.password,
-                "host": "127.0.0.1",
+                "host": host,
                 "port": fresh_pg.port,
-                "sslmode": "disable",
+                "sslmode": sslmode,
             }
         ),
     )
@@ -141,13 +149,13 @@ def deployed(fresh_pg: PgServer, aws: Any) -> Deployment:
     for identity in plan.identities:
         first = plan.logins_of(identity)[0]
         document = DbSecret(
-            host="127.0.0.1",
+            host=host,
             port=fresh_pg.port,
             dbname="naap",
             username=first,
             password=passwords[first],
             masterarn=master["ARN"],
-            sslmode="disable",
+            sslmode=sslmode,
         )
         created = aws.create_secret(
             Name=f"naap-db/test/{identity}", SecretString=document.to_json()
@@ -465,12 +473,27 @@ def _fake_wheels(directory: Path) -> Path:
     return directory
 
 
+def _pinned_test_ca(directory: Path) -> list[str]:
+    """Build arguments shipping a test CA as the RDS bundle, pinned (the
+    real bundle's host is out of reach here; tests/naapdb/test_verify_full.py
+    tests the pinning)."""
+    import hashlib
+
+    from tests.tlsca import make_ca
+
+    ca = make_ca(directory, ("localhost",))
+    pin = directory / "pin.sha256"
+    pin.write_text(hashlib.sha256(ca.ca_cert.read_bytes()).hexdigest() + "\n")
+    return ["--ca-bundle", str(ca.ca_cert), "--ca-pin", str(pin)]
+
+
 def test_the_lambda_zip_is_reproducible_and_holds_the_handler(tmp_path: Path) -> None:
     script = _build_script()
     wheels = _fake_wheels(tmp_path / "wheels")
+    ca = _pinned_test_ca(tmp_path / "ca")
     first, second = tmp_path / "one.zip", tmp_path / "two.zip"
-    assert script.main(["--wheels", str(wheels), "--out", str(first)]) == 0
-    assert script.main(["--wheels", str(wheels), "--out", str(second)]) == 0
+    assert script.main(["--wheels", str(wheels), "--out", str(first), *ca]) == 0
+    assert script.main(["--wheels", str(wheels), "--out", str(second), *ca]) == 0
     assert first.read_bytes() == second.read_bytes()
     with zipfile.ZipFile(first) as archive:
         infos = archive.infolist()
@@ -483,6 +506,7 @@ def test_the_lambda_zip_is_reproducible_and_holds_the_handler(tmp_path: Path) ->
         "psycopg/__init__.py",
         "psycopg_binary/__init__.py",
         "extra_module.py",
+        "naapdb/rds-ca-bundle.pem",
     } <= set(entries)
     assert not any("__pycache__" in e or e.endswith((".pyc", "tool")) for e in entries)
     # The handler the function names imports from the zip alone (no pulumi, no repo).
@@ -507,7 +531,13 @@ def test_the_build_refuses_wheels_without_psycopg_binary(tmp_path: Path, capsys:
     (tmp_path / "wheels").mkdir()
     assert (
         _build_script().main(
-            ["--wheels", str(tmp_path / "wheels"), "--out", str(tmp_path / "x.zip")]
+            [
+                "--wheels",
+                str(tmp_path / "wheels"),
+                "--out",
+                str(tmp_path / "x.zip"),
+                *_pinned_test_ca(tmp_path / "ca"),
+            ]
         )
         == 2
     )

@@ -166,9 +166,14 @@ def record(program: Callable[[], None]) -> harness.Run:
     )
 
 
+SAMPLE_VERIFIER = "SCRAM-SHA-256$4096:c2FsdHNhbHQ=$c3RvcmVka2V5:c2VydmVya2V5"
+
+
 def sample_program() -> None:
     """One compliant resource of each kind the pack guards."""
     password = pulumi.Output.secret("sample-password")
+    # What a role gets instead of its password (naapdb.scram).
+    verifier = pulumi.Output.secret(SAMPLE_VERIFIER)
     admin = postgresql.Provider(
         "admin",
         host="db.internal",
@@ -184,7 +189,7 @@ def sample_program() -> None:
         "app",
         name="naap_app",
         login=True,
-        password=password,
+        password=verifier,
         superuser=False,
         create_role=False,
         create_database=False,
@@ -349,7 +354,7 @@ def test_validate_sees_no_secret_only_remediate_does(sample: harness.Run) -> Non
     role = sample.one(policies.ROLE, "app")
     assert role.is_secret("password")
     validated = policy_args(role, sample).props
-    assert validated["password"] == "sample-password"
+    assert validated["password"] == SAMPLE_VERIFIER
     raw = policy_args(role, sample, remediation=True).props["__target"]
     assert isinstance(raw["password"], Secret)
 
@@ -415,6 +420,24 @@ def test_sample_role_with_elevated_attribute_is_reported(
     role = mutated(sample.one(policies.ROLE, "app"), setter(key, value))
     message = only_violation(analyze(role, sample), "postgresql-role-no-elevated-attributes")
     assert attribute in message and "naap_app" in message
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_every_stack_role_password_is_a_verifier_and_a_plain_one_is_refused(
+    stacks: StackRuns, stack: str
+) -> None:
+    """The program hands roles SCRAM verifiers (issue 16); the pack refuses a
+    role whose `password` is the password itself."""
+    run = stacks[stack]
+    with_password = [r for r in stack_resources(run, policies.ROLE) if r.inputs.get("password")]
+    assert with_password
+    for role in with_password:
+        assert analyze(role, run).violated == set()
+        message = only_violation(
+            analyze(mutated(role, setter("password", "pw-in-clear-0123456789")), run),
+            "postgresql-role-password-is-scram-verifier",
+        )
+        assert role.inputs["name"] in message and "pw-in-clear" not in message
 
 
 def test_sample_schema_dropped_with_cascade_is_reported(sample: harness.Run) -> None:
@@ -608,7 +631,7 @@ def test_served_pack_describes_its_policies(served_pack: Any) -> None:
 
 
 def test_served_pack_blocks_a_superuser_role(served_pack: Any) -> None:
-    password = {**SECRET_SIG, "value": "pw"}
+    password = {**SECRET_SIG, "value": SAMPLE_VERIFIER}
     compliant = {"name": "naap_app", "login": True, "password": password}
     assert not served_pack.Analyze(analyzer_request(policies.ROLE, compliant)).diagnostics
     response = served_pack.Analyze(

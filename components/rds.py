@@ -1,0 +1,179 @@
+"""The pieces of the RDS server that are not the instance itself: its
+parameters, its CloudWatch log groups, the enhanced-monitoring role, the
+final snapshot's name, the ingress rules and the CA bundle `pulumi up`
+verifies the server's certificate with. `components/server.py` declares the
+instance from them.
+
+Why each exists (issue 16):
+
+- The log groups are declared, not left for RDS to create: RDS creates
+  `/aws/rds/instance/<id>/<log>` with no retention (kept forever) and no
+  key. Declared first, with a retention and optionally a KMS key, they are
+  the ones RDS writes to.
+- `log_connections`/`log_disconnections`: before a rotation makes the idle
+  login current, ops can see who still uses the previous one.
+- The final snapshot's name carries a random suffix: a second instance of
+  the same identifier (destroy, then up again) must not collide with the
+  first one's final snapshot.
+- The CA bundle: `sslmode=verify-full` checks the server's certificate and
+  host name, so a server on the path cannot pose as the database to the
+  admin connection, which holds the master password.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_random as random
+
+from naapdb.settings import RdsServer
+
+POSTGRES_PORT = 5432
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# The instance's parameter group: clients must use TLS, passwords are stored
+# as SCRAM verifiers (and every password naap-db sends is one already, so
+# logging DDL logs no password), every DDL statement is logged, and so is
+# every connection and disconnection.
+RDS_PARAMETERS = {
+    "rds.force_ssl": "1",
+    "password_encryption": "scram-sha-256",
+    "log_statement": "ddl",
+    "log_connections": "1",
+    "log_disconnections": "1",
+}
+RDS_LOG_EXPORTS = ("postgresql", "upgrade")
+# Where the Lambda build (scripts/build-rotation-lambda.py) leaves the
+# verified RDS CA bundle; NAAPDB_RDS_CA_BUNDLE or `caBundle` name another.
+DEFAULT_CA_BUNDLE = "build/rds-ca-bundle.pem"
+CA_BUNDLE_VARIABLE = "NAAPDB_RDS_CA_BUNDLE"
+BUILD_SCRIPT = "scripts/build-rotation-lambda.py"
+MONITORING_POLICY = "policy/service-role/AmazonRDSEnhancedMonitoringRole"
+
+
+def log_group_name(identifier: str, log: str) -> str:
+    """The group RDS exports an instance's log to."""
+    return f"/aws/rds/instance/{identifier}/{log}"
+
+
+def log_groups(
+    name: str,
+    identifier: str,
+    server: RdsServer,
+    tags: dict[str, str],
+    opts: pulumi.ResourceOptions,
+) -> list[aws.cloudwatch.LogGroup]:
+    """One group per exported log, with the configured retention and key."""
+    return [
+        aws.cloudwatch.LogGroup(
+            f"{name}-logs-{log}",
+            name=log_group_name(identifier, log),
+            retention_in_days=server.log_retention_days,
+            kms_key_id=server.log_kms_key_id,
+            tags=tags,
+            opts=opts,
+        )
+        for log in RDS_LOG_EXPORTS
+    ]
+
+
+def monitoring_role(
+    name: str, server: RdsServer, tags: dict[str, str], opts: pulumi.ResourceOptions
+) -> tuple[pulumi.Input[str] | None, list[pulumi.Resource]]:
+    """The enhanced-monitoring role's ARN (configured, or created here with
+    AWS's managed policy) and what the instance must wait for; (None, [])
+    when enhanced monitoring is off."""
+    if server.monitoring_interval == 0:
+        return None, []
+    if server.monitoring_role_arn:
+        return server.monitoring_role_arn, []
+    partition = aws.get_partition_output(opts=pulumi.InvokeOutputOptions(parent=opts.parent))
+    role = aws.iam.Role(
+        f"{name}-monitoring",
+        description="naap-db: RDS enhanced monitoring",
+        assume_role_policy=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"Service": "monitoring.rds.amazonaws.com"},
+                        "Action": "sts:AssumeRole",
+                    }
+                ],
+            }
+        ),
+        tags=tags,
+        opts=opts,
+    )
+    attachment = aws.iam.RolePolicyAttachment(
+        f"{name}-monitoring",
+        role=role.name,
+        policy_arn=partition.partition.apply(lambda p: f"arn:{p}:iam::aws:{MONITORING_POLICY}"),
+        opts=opts,
+    )
+    return role.arn, [attachment]
+
+
+def final_snapshot_name(
+    name: str, identifier: str, opts: pulumi.ResourceOptions
+) -> pulumi.Output[str]:
+    """`<identifier>-final-<8 hex>`: unique per instance identity (a new
+    identifier draws a new suffix), stable across updates."""
+    suffix = random.RandomId(
+        f"{name}-final-snapshot", byte_length=4, keepers={"identifier": identifier}, opts=opts
+    )
+    return pulumi.Output.concat(identifier, "-final-", suffix.hex)
+
+
+def ca_bundle_path(server: RdsServer) -> str:
+    """The RDS CA bundle the admin connection verifies the server with:
+    `caBundle`, else $NAAPDB_RDS_CA_BUNDLE, else the build's copy. Stops the
+    program with the command that fetches it when it is missing."""
+    source, configured = "naap-db:server.caBundle", server.ca_bundle
+    if not configured and os.environ.get(CA_BUNDLE_VARIABLE):
+        source, configured = CA_BUNDLE_VARIABLE, os.environ[CA_BUNDLE_VARIABLE]
+    configured = configured or DEFAULT_CA_BUNDLE
+    path = Path(configured).expanduser()
+    path = path if path.is_absolute() else PROJECT_ROOT / path
+    if not path.is_file():
+        raise pulumi.RunError(
+            f"{source}: {configured} does not exist; `python {BUILD_SCRIPT}` (or with "
+            f"--ca-only) fetches the RDS CA bundle, checks its pinned digest and writes "
+            f"{DEFAULT_CA_BUNDLE}"
+        )
+    return str(path)
+
+
+def rds_ingress(
+    server: RdsServer, client_group_id: pulumi.Output[str]
+) -> list[aws.ec2.SecurityGroupIngressArgs]:
+    """Port 5432 from the configured CIDRs and security groups, and from the
+    stack's client group; nothing else."""
+    ipv4 = [cidr for cidr in server.allowed_cidrs if ":" not in cidr]
+    ipv6 = [cidr for cidr in server.allowed_cidrs if ":" in cidr]
+    rules = []
+    if ipv4 or ipv6:
+        rules.append(
+            aws.ec2.SecurityGroupIngressArgs(
+                protocol="tcp",
+                from_port=POSTGRES_PORT,
+                to_port=POSTGRES_PORT,
+                cidr_blocks=ipv4 or None,
+                ipv6_cidr_blocks=ipv6 or None,
+                description="PostgreSQL from allowed networks",
+            )
+        )
+    rules.append(
+        aws.ec2.SecurityGroupIngressArgs(
+            protocol="tcp",
+            from_port=POSTGRES_PORT,
+            to_port=POSTGRES_PORT,
+            security_groups=[*server.allowed_security_group_ids, client_group_id],
+            description="PostgreSQL from allowed security groups",
+        )
+    )
+    return rules
