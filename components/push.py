@@ -136,7 +136,7 @@ def _environment(
         if server.sslrootcert:
             # verify-full against the RDS CA bundle (project-relative, so
             # the input is the same on every checkout).
-            extra[trust.SSLROOTCERT_ENV] = _portable(Path(server.sslrootcert))
+            extra[trust.SSLROOTCERT_VARIABLE] = _portable(Path(server.sslrootcert))
         secret_id = arns[names.MIGRATOR].apply(lambda arn: {SECRET_ID_VARIABLE: arn, **extra})
         return pulumi.Output.secret(secret_id)
     password = credentials.passwords[names.MIGRATOR]

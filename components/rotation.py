@@ -235,8 +235,8 @@ class PasswordRotation(pulumi.ComponentResource):
                     ),
                     # What the rotation trusts, since a writer of one
                     # identity secret can change everything in it (naapdb/trust.py).
-                    trust.ENDPOINT_ENV: database_endpoint(server),
-                    trust.MASTER_ARN_ENV: master_arn,
+                    trust.DATABASE_ENDPOINT_VARIABLE: database_endpoint(server),
+                    trust.MASTER_ARN_VARIABLE: master_arn,
                 }
             ),
             tags=tags,

@@ -27,9 +27,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-ENDPOINT_ENV = "NAAPDB_DATABASE_ENDPOINT"
-MASTER_ARN_ENV = "NAAPDB_MASTER_SECRET_ARN"
-SSLROOTCERT_ENV = "NAAPDB_SSLROOTCERT"
+DATABASE_ENDPOINT_VARIABLE = "NAAPDB_DATABASE_ENDPOINT"
+MASTER_ARN_VARIABLE = "NAAPDB_MASTER_SECRET_ARN"
+SSLROOTCERT_VARIABLE = "NAAPDB_SSLROOTCERT"
 # Where the Lambda's zip puts the RDS CA bundle (scripts/build-rotation-lambda.py).
 BUNDLED_CA = Path(__file__).resolve().parent / "rds-ca-bundle.pem"
 TLS_MODES = ("require", "verify-ca", "verify-full")
@@ -80,9 +80,9 @@ class Endpoint:
 def trusted_endpoint(master: Mapping[str, object], master_arn: str) -> Endpoint:
     """The endpoint from the Lambda's environment and the master secret."""
     endpoint = Endpoint(source="")
-    configured = os.environ.get(ENDPOINT_ENV)
+    configured = os.environ.get(DATABASE_ENDPOINT_VARIABLE)
     if configured:
-        endpoint = endpoint.merge(Endpoint.parse(configured, ENDPOINT_ENV))
+        endpoint = endpoint.merge(Endpoint.parse(configured, DATABASE_ENDPOINT_VARIABLE))
     port = master.get("port")
     from_master = Endpoint(
         host=str(master["host"]) if master.get("host") else None,
@@ -94,7 +94,7 @@ def trusted_endpoint(master: Mapping[str, object], master_arn: str) -> Endpoint:
     if not endpoint.known:
         raise UntrustedEndpoint(
             f"no trusted database endpoint: the master secret {master_arn} names no host and "
-            f"{ENDPOINT_ENV} is not set; set it to host:port/dbname "
+            f"{DATABASE_ENDPOINT_VARIABLE} is not set; set it to host:port/dbname "
             "(`pulumi stack output database_endpoint`)"
         )
     return endpoint
@@ -113,10 +113,10 @@ def check_endpoint(trusted: Endpoint, what: str, host: str, port: int, dbname: s
 
 def check_master_arn(what: str, master_arn: str) -> None:
     """Refuse a `masterarn` other than the one the stack gave the Lambda."""
-    expected = os.environ.get(MASTER_ARN_ENV)
+    expected = os.environ.get(MASTER_ARN_VARIABLE)
     if expected and master_arn != expected:
         raise UntrustedEndpoint(
-            f"{what} names the master secret {master_arn!r}, but {MASTER_ARN_ENV} says "
+            f"{what} names the master secret {master_arn!r}, but {MASTER_ARN_VARIABLE} says "
             f"{expected!r}; refusing to read it"
         )
 
@@ -138,4 +138,4 @@ def root_certificate() -> str | None:
     """The CA bundle to verify RDS with: $NAAPDB_SSLROOTCERT, else the one
     the Lambda's zip ships; None leaves it to libpq ($PGSSLROOTCERT, then
     ~/.postgresql/root.crt)."""
-    return os.environ.get(SSLROOTCERT_ENV) or (str(BUNDLED_CA) if BUNDLED_CA.is_file() else None)
+    return os.environ.get(SSLROOTCERT_VARIABLE) or (str(BUNDLED_CA) if BUNDLED_CA.is_file() else None)

@@ -145,7 +145,7 @@ def test_a_tampered_port_gets_nothing_and_the_error_names_it(
 def test_a_tampered_host_or_database_is_refused_before_any_connection(
     deployed: Deployment, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(trust.ENDPOINT_ENV, f"127.0.0.1:{deployed.pg.port}/naap")
+    monkeypatch.setenv(trust.DATABASE_ENDPOINT_VARIABLE, f"127.0.0.1:{deployed.pg.port}/naap")
     original = deployed.secret(APP_SECRET)
     for changes, named in (({"host": "localhost"}, "names host 'localhost'"),
                            ({"dbname": "postgres"}, "names dbname 'postgres'")):  # fmt: skip
@@ -167,13 +167,13 @@ def test_the_lambdas_endpoint_is_trusted_over_a_master_secret_without_one(
         SecretId=deployed.master_arn,
         SecretString=json.dumps({"username": master["username"], "password": master["password"]}),
     )
-    with pytest.raises(RotationError, match=trust.ENDPOINT_ENV):
+    with pytest.raises(RotationError, match=trust.DATABASE_ENDPOINT_VARIABLE):
         rotate_now(deployed.client, APP_SECRET)  # no reference at all: refused
-    monkeypatch.setenv(trust.ENDPOINT_ENV, f"127.0.0.1:{stranger.port}/naap")
+    monkeypatch.setenv(trust.DATABASE_ENDPOINT_VARIABLE, f"127.0.0.1:{stranger.port}/naap")
     with pytest.raises(RotationError, match=f"names port {deployed.pg.port}"):
         rotate_now(deployed.client, APP_SECRET)
     assert stranger.connections == 0
-    monkeypatch.setenv(trust.ENDPOINT_ENV, f"127.0.0.1:{deployed.pg.port}/naap")
+    monkeypatch.setenv(trust.DATABASE_ENDPOINT_VARIABLE, f"127.0.0.1:{deployed.pg.port}/naap")
     assert rotate_now(deployed.client, APP_SECRET).username == "naap_app_b"
 
 
@@ -183,7 +183,7 @@ def test_a_tampered_master_secret_arn_is_refused(
     other = deployed.client.create_secret(
         Name="someone-else", SecretString=json.dumps({"username": "u", "password": "p" * 20})
     )
-    monkeypatch.setenv(trust.MASTER_ARN_ENV, deployed.master_arn)
+    monkeypatch.setenv(trust.MASTER_ARN_VARIABLE, deployed.master_arn)
     tamper(deployed, masterarn=other["ARN"])
     with pytest.raises(RotationError, match=r"names the master secret .*refusing to read it"):
         rotate_now(deployed.client, APP_SECRET)

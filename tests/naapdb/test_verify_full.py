@@ -48,7 +48,7 @@ def tls_deployed(
     if bin_dir is None:
         pytest.skip(f"no PostgreSQL built with OpenSSL here (set {BIN_VARIABLE})")
     ca = make_ca(tmp_path / "ca", (HOST,))
-    monkeypatch.setenv(trust.SSLROOTCERT_ENV, str(ca.ca_cert))
+    monkeypatch.setenv(trust.SSLROOTCERT_VARIABLE, str(ca.ca_cert))
     with tls_server(bin_dir, ca) as server:
         yield deploy(server, aws, host=HOST, sslmode="verify-full"), ca
 
@@ -94,7 +94,7 @@ def test_a_certificate_from_another_ca_is_refused(
 ) -> None:
     deployed, _ = tls_deployed
     other = make_ca(tmp_path / "other", (HOST,), label="someone else's CA")
-    monkeypatch.setenv(trust.SSLROOTCERT_ENV, str(other.ca_cert))
+    monkeypatch.setenv(trust.SSLROOTCERT_VARIABLE, str(other.ca_cert))
     with pytest.raises(RotationError, match="certificate verify failed"):
         rotate_now(deployed.client, APP_SECRET)
     assert deployed.stored_verifier("naap_app_b") is None
