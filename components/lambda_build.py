@@ -29,6 +29,7 @@ import pulumi
 BUILD_SCRIPT = "scripts/build-rotation-lambda.py"
 BUILT_ARCHIVE = "build/rotation-lambda.zip"
 WHEELS_VARIABLE = "NAAPDB_LAMBDA_WHEELS"
+CA_BUNDLE_VARIABLE = "NAAPDB_RDS_CA_BUNDLE"
 COMPLETE = ".complete"
 
 
@@ -38,9 +39,15 @@ def build_default_archive(root: Path) -> Path:
     wheels = Path(os.environ[WHEELS_VARIABLE]) if os.environ.get(WHEELS_VARIABLE) else None
     wheels = wheels or _cached_wheels(script)
     out = root / BUILT_ARCHIVE
+    arguments = ["--wheels", str(wheels), "--out", str(out)]
+    # A bundle already at hand (the one the admin provider verifies RDS
+    # with) is used rather than fetched; the build still checks it against
+    # the repository's pin.
+    if (bundle := os.environ.get(CA_BUNDLE_VARIABLE)) and Path(bundle).is_file():
+        arguments += ["--ca-bundle", bundle]
     said = io.StringIO()
     with contextlib.redirect_stdout(said), contextlib.redirect_stderr(said):
-        code = script.main(["--wheels", str(wheels), "--out", str(out)])
+        code = script.main(arguments)
     if code != 0:
         raise pulumi.RunError(
             f"building the rotation Lambda ({BUILD_SCRIPT} --wheels {wheels}) failed: "
