@@ -94,18 +94,7 @@ def monitoring_role(
     role = aws.iam.Role(
         f"{name}-monitoring",
         description="naap-db: RDS enhanced monitoring",
-        assume_role_policy=json.dumps(
-            {
-                "Version": "2012-10-17",
-                "Statement": [
-                    {
-                        "Effect": "Allow",
-                        "Principal": {"Service": "monitoring.rds.amazonaws.com"},
-                        "Action": "sts:AssumeRole",
-                    }
-                ],
-            }
-        ),
+        assume_role_policy=assumed_by("monitoring.rds.amazonaws.com"),
         tags=tags,
         opts=opts,
     )
@@ -177,3 +166,16 @@ def rds_ingress(
         )
     )
     return rules
+
+
+def assumed_by(service: str) -> str:
+    """An IAM role's trust policy letting one AWS service (e.g.
+    `lambda.amazonaws.com`) assume it."""
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}
+            ],
+        }
+    )

@@ -33,6 +33,7 @@ import pulumi_aws as aws
 
 from components.alarms import rotation_alarms
 from components.lambda_build import build_default_archive
+from components.rds import assumed_by
 from components.server import stack_tags
 from naapdb import trust
 from naapdb.rotate import ENDPOINT_VARIABLE, DbSecret
@@ -191,18 +192,7 @@ class PasswordRotation(pulumi.ComponentResource):
         role = aws.iam.Role(
             f"{name}-lambda",
             description=f"naap-db {settings.stack}: rotates the login secrets",
-            assume_role_policy=json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Principal": {"Service": "lambda.amazonaws.com"},
-                            "Action": "sts:AssumeRole",
-                        }
-                    ],
-                }
-            ),
+            assume_role_policy=assumed_by("lambda.amazonaws.com"),
             tags=tags,
             opts=child,
         )
