@@ -203,6 +203,12 @@ def timed(function: Callable[[], Any]) -> tuple[float, Any]:
     return time.perf_counter() - start, result
 
 
+# Hundreds of plugins at the default limits overflow the committed stacks'
+# servers (the connection budget, naapdb.limits); the benchmarks measure
+# size, not load, so their synthetic stacks take PostgreSQL's largest ceiling.
+ROOMY_LIMITS: dict[str, Any] = {"maxConnections": 262_143}
+
+
 def synthetic_catalogue(plugins: int) -> list[dict[str, Any]]:
     """`base` owning `public`, and `plugins` plugins `p<i>` each owning
     `plugin_p<i>` and reading `public`: the shape of the real catalogue."""
@@ -271,7 +277,10 @@ def program_overrides(stack: str, size: int, scratch: Path) -> dict[str, Any]:
 
     import yaml
 
-    overrides: dict[str, Any] = {"naap-db:plugins": synthetic_catalogue(size)}
+    overrides: dict[str, Any] = {
+        "naap-db:plugins": synthetic_catalogue(size),
+        "naap-db:limits": ROOMY_LIMITS,
+    }
     config = (yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text()) or {}).get("config") or {}
     credentials = config.get("naap-db:credentials") or {}
     if credentials.get("rotation") == "alternating":
@@ -406,7 +415,7 @@ def bench_plan(report: Report) -> None:
         report.problems.append(("plan", f"plan sql not measured: {sql_missing}"))
     raw = read_raw_config(ROOT, PLAN_STACK)
     for size in report.sizes:
-        stack_raw = dict(raw, plugins=synthetic_catalogue(size))
+        stack_raw = dict(raw, plugins=synthetic_catalogue(size), limits=ROOMY_LIMITS)
         build, text, sql, cli = [], [], [], []
         for _ in range(report.repeat):
             seconds, plan = timed(lambda: parse_settings(PLAN_STACK, stack_raw).plan)  # noqa: B023
@@ -438,7 +447,12 @@ def _project_dir(size: int) -> Iterator[Path]:
         project["config"]["naap-db:plugins"] = {"value": synthetic_catalogue(size)}
         (Path(directory) / "Pulumi.yaml").write_text(yaml.safe_dump(project, sort_keys=False))
         for stack in STACKS:
-            shutil.copy(ROOT / f"Pulumi.{stack}.yaml", directory)
+            stack_doc = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())
+            config = stack_doc["config"]
+            config["naap-db:limits"] = {**(config.get("naap-db:limits") or {}), **ROOMY_LIMITS}
+            (Path(directory) / f"Pulumi.{stack}.yaml").write_text(
+                yaml.safe_dump(stack_doc, sort_keys=False)
+            )
         yield Path(directory)
 
 
@@ -592,7 +606,8 @@ def bench_verify(report: Report) -> None:
     raw = read_raw_config(ROOT, VERIFY_STACK)
     with cluster_factory() as factory:
         for size in verify_sizes(report.sizes):
-            plan = parse_settings(VERIFY_STACK, dict(raw, plugins=synthetic_catalogue(size))).plan
+            synthetic = dict(raw, plugins=synthetic_catalogue(size), limits=ROOMY_LIMITS)
+            plan = parse_settings(VERIFY_STACK, synthetic).plan
             server = factory.start()
             server.execute(plan_to_sql(plan))
             seconds, queries, differences, cli = [], [], [], []

@@ -21,17 +21,17 @@ def run(args: argparse.Namespace) -> int:
     from naapdb.stackfiles import load_stack_settings
 
     settings = load_stack_settings(args.stack, args.project)
-    sys.stdout.write(render(settings.plan, args.format))
+    sys.stdout.write(render(settings.plan, args.format, settings.budget))
     return 0
 
 
-def render(plan, output_format: str) -> str:  # type: ignore[no-untyped-def]
+def render(plan, output_format: str, budget=None) -> str:  # type: ignore[no-untyped-def]
     from naapdb import render as renderers
 
     if output_format == "json":
-        return renderers.plan_to_json(plan)
+        return renderers.plan_to_json(plan, budget)
     if output_format == "sql":
         from naapdb.sql import plan_to_sql
 
         return plan_to_sql(plan)
-    return renderers.plan_to_text(plan)
+    return renderers.plan_to_text(plan, budget)

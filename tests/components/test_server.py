@@ -348,7 +348,12 @@ def test_prod_parameter_group_forces_tls_scram_and_logs_ddl(prod: Run) -> None:
         "rds.force_ssl": "1",
         "password_encryption": "scram-sha-256",
         "log_statement": "ddl",
+        # The connection budget's ceiling, exactly: RDS's formula on
+        # db.m7g.large's 8 GiB (naapdb.limits), applied at the next reboot.
+        "max_connections": "901",
     }
+    static = [p for p in group.inputs["parameters"] if p["name"] == "max_connections"]
+    assert static[0]["applyMethod"] == "pending-reboot"
 
 
 def test_prod_parameter_family_follows_the_major() -> None:
