@@ -52,6 +52,7 @@ from psycopg import sql
 
 from naapdb import names
 from naapdb.plan import AccessPlan
+from naapdb.verify_limits import limit_drift
 
 PUBLIC = "public"  # how the query and the plan name the PUBLIC pseudo-role
 
@@ -61,6 +62,7 @@ EXTRA_SCHEMA = "extra-schema"
 SCHEMA_OWNER = "schema-owner"
 MISSING_ROLE = "missing-role"
 ROLE_ATTRIBUTE = "role-attribute"
+ROLE_LIMIT = "role-limit"
 MISSING_MEMBERSHIP = "missing-membership"
 MEMBERSHIP_OPTION = "membership-option"
 EXTRA_MEMBERSHIP = "extra-membership"
@@ -75,6 +77,7 @@ KINDS = (
     SCHEMA_OWNER,
     MISSING_ROLE,
     ROLE_ATTRIBUTE,
+    ROLE_LIMIT,
     MISSING_MEMBERSHIP,
     MEMBERSHIP_OPTION,
     EXTRA_MEMBERSHIP,
@@ -200,8 +203,12 @@ SELECT json_build_object(
         FROM pg_catalog.pg_database AS d WHERE d.datname = pg_catalog.current_database()),
     'roles', (
         SELECT coalesce(json_agg(json_build_array(r.rolname, r.rolcanlogin, r.rolsuper,
-            r.rolcreaterole, r.rolcreatedb, r.rolreplication, r.rolbypassrls) ORDER BY r.rolname),
-            '[]'::json)
+            r.rolcreaterole, r.rolcreatedb, r.rolreplication, r.rolbypassrls, r.rolconnlimit,
+            coalesce(r.rolconfig, '{{}}'), (
+                SELECT coalesce(s.setconfig, '{{}}') FROM pg_catalog.pg_db_role_setting AS s
+                JOIN pg_catalog.pg_database AS d ON d.oid = s.setdatabase
+                WHERE s.setrole = r.oid AND d.datname = pg_catalog.current_database())
+            ) ORDER BY r.rolname), '[]'::json)
         FROM pg_catalog.pg_roles AS r WHERE r.rolname !~ '^pg_'),
     'memberships', (
         SELECT coalesce(json_agg(json_build_array(m.rolname, g.rolname,
@@ -280,6 +287,12 @@ class LiveRole:
     createdb: bool
     replication: bool
     bypassrls: bool
+    connection_limit: int = -1
+    settings: tuple[str, ...] = ()
+    """`rolconfig`: the role's own settings ("statement_timeout=30000")."""
+    database_settings: tuple[str, ...] = ()
+    """Its settings in this database only (`ALTER ROLE ... IN DATABASE`),
+    which take precedence over its own."""
 
     @property
     def is_admin(self) -> bool:
@@ -370,7 +383,10 @@ class LiveState:
 
 def parse_live_state(document: Mapping[str, Any]) -> LiveState:
     """The JSON document of `LIVE_STATE_QUERY` as typed data."""
-    roles = {row[0]: LiveRole(*row) for row in document["roles"]}
+    roles = {
+        row[0]: LiveRole(*row[:8], tuple(row[8] or ()), tuple(row[9] or ()))
+        for row in document["roles"]
+    }
     memberships = tuple(
         LiveMembership(member, group, bool(admin), inherit, set_)
         for member, group, admin, inherit, set_ in document["memberships"]
@@ -639,6 +655,8 @@ class _Comparison:
                         sql.SQL("ALTER ROLE {} {}").format(name, sql.SQL("NO" + keyword)),
                         role=role.name,
                     )
+            for message, fix in limit_drift(role, live, self.plan.database):
+                self._add(ROLE_LIMIT, ROLES_GROUP, message, fix, role=role.name)
 
     def _membership_group(self, group: str, member: str) -> Group:
         """A membership is listed under the schema whose rights it carries."""

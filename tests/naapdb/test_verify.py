@@ -198,6 +198,39 @@ DRIFTS = [
         '"plugin_daydream_rw" NOCREATEROLE;',
     ),
     (
+        "connection-limit-raised",
+        "ALTER ROLE naap_wallet CONNECTION LIMIT 50",
+        "role limit: role naap_wallet has connection limit 50, the plan says 5; fix: "
+        'ALTER ROLE "naap_wallet" CONNECTION LIMIT 5;',
+    ),
+    (
+        "connection-limit-removed",
+        "ALTER ROLE naap_app CONNECTION LIMIT -1",
+        "role limit: role naap_app has no connection limit, the plan says 20; fix: "
+        'ALTER ROLE "naap_app" CONNECTION LIMIT 20;',
+    ),
+    (
+        # A login may do this to itself: it needs no privilege.
+        "statement-timeout-off",
+        "ALTER ROLE naap_gateway SET statement_timeout = 0",
+        "role limit: role naap_gateway has statement_timeout 0, the plan says 30s; fix: "
+        'ALTER ROLE "naap_gateway" SET statement_timeout = 30000;',
+    ),
+    (
+        "idle-timeout-reset",
+        "ALTER ROLE naap_readonly RESET idle_in_transaction_session_timeout",
+        "role limit: role naap_readonly has idle_in_transaction_session_timeout no value, the "
+        "plan says 1min; fix: ALTER ROLE \"naap_readonly\" SET "
+        "idle_in_transaction_session_timeout = 60000;",
+    ),
+    (
+        "timeout-overridden-in-the-database",
+        "ALTER ROLE naap_community IN DATABASE naap SET statement_timeout = '1h'",
+        "role limit: role naap_community has statement_timeout = 1h in database naap, which "
+        "overrides the plan's 30s; fix: ALTER ROLE \"naap_community\" IN DATABASE \"naap\" "
+        "RESET statement_timeout;",
+    ),
+    (
         "table-owned-by-the-wrong-role",
         "ALTER TABLE plugin_dashboard.items OWNER TO naap_dashboard",
         "object owner: table plugin_dashboard.items is owned by naap_dashboard, not naap_owner; "
@@ -532,11 +565,15 @@ def test_the_dev_plan_against_a_prod_database_is_drift(
     code, out, _ = run_verify(fresh_pg, monkeypatch, capsys, stack="dev")
     assert code == 1
     # single rotation: each identity logs in itself, and the _a/_b logins are
-    # roles outside the plan that carry an identity's rights
+    # roles outside the plan that carry an identity's rights; the identity
+    # itself, a NOLOGIN group in prod, has none of a login's limits
     lines = [line.split(";")[0] for line in drift_lines(out)]
     identities = load_stack_settings("dev", ROOT).plan.identities
-    assert len(lines) == 3 * len(identities)
+    assert len(lines) == 6 * len(identities)
     assert "role attribute: role naap_wallet is NOLOGIN, the plan says LOGIN" in lines
+    assert (
+        "role limit: role naap_wallet has no connection limit, the plan says 5" in lines
+    )
     assert (
         "extra membership: naap_wallet_a (a role outside the plan) is a member of naap_wallet "
         "(not in the plan)"
