@@ -104,14 +104,15 @@ def plan_to_text(plan: AccessPlan, budget: Budget | None = None) -> str:
 
 def _limits_lines(logins: tuple[Role, ...], budget: Budget | None) -> list[str]:
     """Each login's limits, then the connection budget."""
-    lines = ["limits (per login: connections, statement timeout, idle in transaction)"]
     width = max((len(role.name) for role in logins), default=0)
+    header = f"  {'login':<{width}}  connections  statement timeout  idle in transaction"
+    lines = ["limits (per login)", header]
     for role in logins:
         if role.limits:
             lines.append(
-                f"  {role.name:<{width}}  {role.limits.connections:>5}  "
-                f"{format_duration(role.limits.statement_timeout_ms):>6}  "
-                f"{format_duration(role.limits.idle_in_transaction_timeout_ms):>6}"
+                f"  {role.name:<{width}}  {role.limits.connections:>11}  "
+                f"{format_duration(role.limits.statement_timeout_ms):>17}  "
+                f"{format_duration(role.limits.idle_in_transaction_timeout_ms):>19}"
             )
     if budget is not None:
         lines.append(f"connection budget: {budget.describe()}")
