@@ -248,9 +248,7 @@ def parse_limit_settings(raw: Any) -> LimitSettings:
 # Memory (GiB) per vCPU of the RDS instance families whose memory follows
 # their size; burstable classes are listed one by one.
 GIB_PER_VCPU = {
-    **dict.fromkeys(
-        ("m5", "m5d", "m6g", "m6gd", "m6i", "m6id", "m6in", "m7g", "m7gd", "m7i"), 4
-    ),
+    **dict.fromkeys(("m5", "m5d", "m6g", "m6gd", "m6i", "m6id", "m6in", "m7g", "m7gd", "m7i"), 4),
     **dict.fromkeys(
         ("r5", "r5b", "r5d", "r6g", "r6gd", "r6i", "r6id", "r6in", "r7g", "r7gd", "r7i"), 8
     ),

@@ -35,7 +35,7 @@ from enum import StrEnum
 
 from naapdb import names
 from naapdb.catalog import Catalog
-from naapdb.limits import LimitSettings, Limits
+from naapdb.limits import Limits, LimitSettings
 
 
 class Rotation(StrEnum):

@@ -131,7 +131,9 @@ def _timeouts(name: sql.Identifier, limits: Limits) -> Iterator[sql.Composable]:
     for setting, milliseconds in role_settings(limits).items():
         yield sql.SQL("ALTER ROLE {name} SET {setting} = {value}").format(
             # Setting names are constants of naapdb.limits, never input.
-            name=name, setting=sql.SQL(setting), value=sql.Literal(milliseconds)
+            name=name,
+            setting=sql.SQL(setting),
+            value=sql.Literal(milliseconds),
         )
 
 

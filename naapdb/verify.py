@@ -14,6 +14,8 @@ What counts as drift (each becomes one `Difference` with the SQL that fixes it):
   plan lacks (system and extension schemas aside);
 - a role of the plan missing, with the wrong LOGIN, or holding SUPERUSER,
   CREATEROLE, CREATEDB, REPLICATION or BYPASSRLS;
+- a login's connection limit or timeouts not the plan's limits
+  (`naapdb.verify_limits`);
 - a membership of the plan missing (or without INHERIT/SET, PostgreSQL 16+),
   or held WITH ADMIN OPTION; any other membership a plan role holds, or that
   gives a role outside the plan a plan role's rights;
@@ -384,8 +386,30 @@ class LiveState:
 def parse_live_state(document: Mapping[str, Any]) -> LiveState:
     """The JSON document of `LIVE_STATE_QUERY` as typed data."""
     roles = {
-        row[0]: LiveRole(*row[:8], tuple(row[8] or ()), tuple(row[9] or ()))
-        for row in document["roles"]
+        name: LiveRole(
+            name,
+            login,
+            superuser,
+            createrole,
+            createdb,
+            replication,
+            bypassrls,
+            connection_limit,
+            tuple(settings or ()),
+            tuple(database_settings or ()),
+        )
+        for (
+            name,
+            login,
+            superuser,
+            createrole,
+            createdb,
+            replication,
+            bypassrls,
+            connection_limit,
+            settings,
+            database_settings,
+        ) in document["roles"]
     }
     memberships = tuple(
         LiveMembership(member, group, bool(admin), inherit, set_)

@@ -88,8 +88,7 @@ def limit_drift(role: Role, live: LiveLimits, database: str) -> Iterator[tuple[s
         if value is None or milliseconds(value) != expected:
             held = "no value" if value is None else value
             yield (
-                f"role {role.name} has {setting} {held}, the plan says "
-                f"{format_duration(expected)}",
+                f"role {role.name} has {setting} {held}, the plan says {format_duration(expected)}",
                 sql.SQL("ALTER ROLE {} SET {} = {}").format(
                     name, sql.SQL(setting), sql.Literal(expected)
                 ),

@@ -78,8 +78,9 @@ class NeighbourReport:
             f"{self.refused} refused; quiet: {self.quiet_connections} connections "
             f"({self.quiet_while_flooded} while it was at its limit), {self.quiet_failures} "
             f"failed; push: {self.push_runs} runs ({self.push_while_flooded} while at its limit), "
-            f"{self.push_failures} failed; statement cancelled after {self.cancel_seconds:.2f} s; idle transaction "
-            f"ended, lock released after {self.lock_waited_seconds:.2f} s"
+            f"{self.push_failures} failed; statement cancelled after "
+            f"{self.cancel_seconds:.2f} s; idle transaction ended, lock released after "
+            f"{self.lock_waited_seconds:.2f} s"
         )
 
 

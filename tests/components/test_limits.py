@@ -112,4 +112,6 @@ def test_a_budget_that_does_not_fit_stops_the_program() -> None:
         "dev", {"naap-db:limits": {"plugins": {"connections": 30}}}, raise_errors=False
     )
     assert run.resources == []
-    assert str(run.error).startswith("naap-db:limits: the connection budget does not fit: 287 of 97")
+    assert str(run.error).startswith(
+        "naap-db:limits: the connection budget does not fit: 287 of 97"
+    )

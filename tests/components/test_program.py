@@ -104,10 +104,7 @@ def test_resources_per_plugin_is_at_most_20(
     password, for `_a`), plus its Secrets Manager Secret, SecretVersion and
     SecretRotation = 18."""
     small, large = GROWTH_SIZES
-    runs: dict[int, Run] = {
-        size: run_stack(stack, synthetic_config(size))
-        for size in GROWTH_SIZES
-    }
+    runs: dict[int, Run] = {size: run_stack(stack, synthetic_config(size)) for size in GROWTH_SIZES}
     counts = {size: len(run.resources) for size, run in runs.items()}
     growth = counts[large] - counts[small]
     per_plugin = growth / (large - small)
@@ -154,8 +151,7 @@ def test_the_sdks_dependency_cycle_check_grows_linearly(
     1,000 plugins took 5.8 times as long as 200. Every 10 plugins more must
     add the same walk."""
     counts = {
-        size: cycle_check_walk(run_stack(stack, synthetic_config(size)))
-        for size in WALK_SIZES
+        size: cycle_check_walk(run_stack(stack, synthetic_config(size))) for size in WALK_SIZES
     }
     steps = [later - earlier for earlier, later in itertools.pairwise(counts.values())]
     print(f"\n{stack}: resources the SDK's cycle check walks: {counts}, per 10 plugins {steps}")

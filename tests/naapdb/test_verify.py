@@ -220,14 +220,14 @@ DRIFTS = [
         "idle-timeout-reset",
         "ALTER ROLE naap_readonly RESET idle_in_transaction_session_timeout",
         "role limit: role naap_readonly has idle_in_transaction_session_timeout no value, the "
-        "plan says 1min; fix: ALTER ROLE \"naap_readonly\" SET "
+        'plan says 1min; fix: ALTER ROLE "naap_readonly" SET '
         "idle_in_transaction_session_timeout = 60000;",
     ),
     (
         "timeout-overridden-in-the-database",
         "ALTER ROLE naap_community IN DATABASE naap SET statement_timeout = '1h'",
         "role limit: role naap_community has statement_timeout = 1h in database naap, which "
-        "overrides the plan's 30s; fix: ALTER ROLE \"naap_community\" IN DATABASE \"naap\" "
+        'overrides the plan\'s 30s; fix: ALTER ROLE "naap_community" IN DATABASE "naap" '
         "RESET statement_timeout;",
     ),
     (
@@ -571,9 +571,7 @@ def test_the_dev_plan_against_a_prod_database_is_drift(
     identities = load_stack_settings("dev", ROOT).plan.identities
     assert len(lines) == 6 * len(identities)
     assert "role attribute: role naap_wallet is NOLOGIN, the plan says LOGIN" in lines
-    assert (
-        "role limit: role naap_wallet has no connection limit, the plan says 5" in lines
-    )
+    assert "role limit: role naap_wallet has no connection limit, the plan says 5" in lines
     assert (
         "extra membership: naap_wallet_a (a role outside the plan) is a member of naap_wallet "
         "(not in the plan)"
