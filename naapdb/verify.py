@@ -53,8 +53,9 @@ from typing import Any, Protocol
 from psycopg import sql
 
 from naapdb import names
+from naapdb.limits import Budget
 from naapdb.plan import AccessPlan
-from naapdb.verify_limits import limit_drift
+from naapdb.verify_limits import budget_drift, limit_drift
 
 PUBLIC = "public"  # how the query and the plan name the PUBLIC pseudo-role
 
@@ -73,6 +74,7 @@ MISSING_GRANT = "missing-grant"
 EXTRA_GRANT = "extra-grant"
 MISSING_DEFAULT_PRIVILEGE = "missing-default-privilege"
 EXTRA_DEFAULT_PRIVILEGE = "extra-default-privilege"
+CONNECTION_BUDGET = "connection-budget"
 KINDS = (
     MISSING_SCHEMA,
     EXTRA_SCHEMA,
@@ -88,6 +90,7 @@ KINDS = (
     EXTRA_GRANT,
     MISSING_DEFAULT_PRIVILEGE,
     EXTRA_DEFAULT_PRIVILEGE,
+    CONNECTION_BUDGET,
 )
 
 
@@ -200,6 +203,7 @@ WITH user_schemas AS (
 SELECT json_build_object(
     'database', pg_catalog.current_database(),
     'server_version', pg_catalog.current_setting('server_version_num')::int,
+    'max_connections', pg_catalog.current_setting('max_connections')::int,
     'database_acl', (
         SELECT {_acl("coalesce(d.datacl, pg_catalog.acldefault('d', d.datdba))", "d.datdba")}
         FROM pg_catalog.pg_database AS d WHERE d.datname = pg_catalog.current_database()),
@@ -381,6 +385,7 @@ class LiveState:
     objects: tuple[LiveObject, ...]
     columns: tuple[LiveColumn, ...]
     default_acls: tuple[LiveDefaultAcl, ...]
+    max_connections: int | None = None
 
 
 def parse_live_state(document: Mapping[str, Any]) -> LiveState:
@@ -432,6 +437,7 @@ def parse_live_state(document: Mapping[str, Any]) -> LiveState:
     return LiveState(
         database=document["database"],
         server_version=int(document["server_version"]),
+        max_connections=document.get("max_connections"),
         database_acl=_entries(document["database_acl"] or []),
         roles=roles,
         memberships=memberships,
@@ -518,8 +524,9 @@ class WrongDatabase(Exception):
     """The connection reached another database than the plan's."""
 
 
-def verify(connection: Executor, plan: AccessPlan) -> Report:
-    """Read the live state (one query) and compare it with the plan."""
+def verify(connection: Executor, plan: AccessPlan, budget: Budget | None = None) -> Report:
+    """Read the live state (one query) and compare it with the plan (and,
+    given the stack's connection budget, the server's max_connections with it)."""
     counting = CountingConnection(connection)
     live = read_live_state(counting)
     if live.database != plan.database:
@@ -527,14 +534,29 @@ def verify(connection: Executor, plan: AccessPlan) -> Report:
             f"the connection reached database {live.database!r}; the plan is for "
             f"{plan.database!r}: point DATABASE_URL at it"
         )
-    differences = compare(plan, live)
+    differences = compare(plan, live, budget)
     return Report(plan.database, len(plan.schemas), differences, counting.queries)
 
 
-def compare(plan: AccessPlan, live: LiveState) -> tuple[Difference, ...]:
+def compare(
+    plan: AccessPlan, live: LiveState, budget: Budget | None = None
+) -> tuple[Difference, ...]:
     """Every difference between the plan and the live state, grouped (roles,
     database, then each schema in the plan's order, then extra schemas)."""
     found = _Comparison(plan, live).run()
+    if budget is not None and live.max_connections is not None:
+        short = budget_drift(budget, live.max_connections)
+        if short is not None:
+            message, fix = short
+            found.append(
+                Difference(
+                    CONNECTION_BUDGET,
+                    DATABASE_GROUP.scope,
+                    None,
+                    message,
+                    fix.as_string(None) + ";",
+                )
+            )
     order = {ROLES_GROUP: 0, DATABASE_GROUP: 1}
     order.update({in_schema(schema.name): 2 + i for i, schema in enumerate(plan.schemas)})
     kind_order = {kind: index for index, kind in enumerate(KINDS)}

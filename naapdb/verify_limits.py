@@ -8,6 +8,10 @@ its own role settings (`ALTER ROLE naap_wallet SET statement_timeout = 0`
 needs no privilege), and a raised connection limit breaks the budget the
 catalogue was checked against. Only logins are compared: a limit or a
 setting applies to the role a session logs in as, never to its groups.
+
+The server's own `max_connections` is compared with the budget too: for a
+container or an external server the ceiling is a setting, which may say
+more than the server has.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from typing import Protocol
 
 from psycopg import sql
 
-from naapdb.limits import format_duration, role_settings
+from naapdb.limits import Budget, format_duration, role_settings
 from naapdb.plan import Role
 
 # A stored setting value: a number with an optional unit (PostgreSQL keeps
@@ -93,3 +97,20 @@ def limit_drift(role: Role, live: LiveLimits, database: str) -> Iterator[tuple[s
                     name, sql.SQL(setting), sql.Literal(expected)
                 ),
             )
+
+
+def budget_drift(budget: Budget, max_connections: int) -> tuple[str, sql.Composed] | None:
+    """(message, fix) when the server's max_connections is too small for
+    the budget the stack was checked against."""
+    available = max_connections - budget.ceiling.reserved
+    if budget.total <= available:
+        return None
+    return (
+        f"the server has max_connections {max_connections}, {available} of them for the "
+        f"plan's logins and the admin, but the budget needs {budget.total} "
+        f"({budget.ceiling.source}: {budget.ceiling.max_connections}), so raise it (then restart "
+        "the server, or reboot an RDS instance) or lower the limits",
+        sql.SQL("ALTER SYSTEM SET max_connections = {}").format(
+            sql.SQL(str(int(budget.ceiling.max_connections)))
+        ),
+    )

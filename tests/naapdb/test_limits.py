@@ -307,3 +307,27 @@ def test_bad_limits_on_the_command_line(
     assert (result.returncode, result.stdout) == (2, "")
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"error: {key}:"), result.stderr
+
+
+@pytest.mark.db
+def test_verify_reports_a_server_smaller_than_the_budget(fresh_pg: Any) -> None:
+    """`maxConnections` is a setting for container and external servers: a
+    server with fewer connections than the budget is drift (the suite's
+    servers have 200)."""
+    from naapdb import verify
+
+    fits = parse_settings("dev", raw_of("dev"))
+    too_big = parse_settings(
+        "dev", raw_of("dev", limits={"plugins": {"connections": 30}, "maxConnections": 300})
+    )
+    fresh_pg.execute(plan_to_sql(fits.plan))
+    with fresh_pg.connect() as connection:
+        assert not verify.verify(connection, fits.plan, fits.budget).differences
+        found = verify.verify(connection, too_big.plan, too_big.budget).differences
+    budget = [d for d in found if d.kind == verify.CONNECTION_BUDGET]
+    assert len(budget) == 1 and budget[0].scope == "database"
+    assert budget[0].message.startswith(
+        "the server has max_connections 200, 197 of them for the plan's logins and the admin, "
+        "but the budget needs 287"
+    )
+    assert budget[0].fix == "ALTER SYSTEM SET max_connections = 300;"

@@ -701,7 +701,20 @@ def test_parse_ignores_nothing_it_reads() -> None:
         "database": "naap",
         "server_version": 160004,
         "database_acl": [["naap_connect", "CONNECT", False]],
-        "roles": [["naap_app", True, False, False, False, False, False]],
+        "roles": [
+            [
+                "naap_app",
+                True,
+                False,
+                False,
+                False,
+                False,
+                False,
+                20,
+                ["statement_timeout=30000"],
+                ["idle_in_transaction_session_timeout=0"],
+            ]
+        ],
         "memberships": [["naap_app", "public_rw", False, None, None]],
         "schemas": [["public", "naap_owner", [["public_rw", "USAGE", False]]]],
         "relations": [["public", "items", "r", "naap_owner", [], False]],
@@ -711,6 +724,9 @@ def test_parse_ignores_nothing_it_reads() -> None:
     }
     live = verify_module.parse_live_state(document)
     assert live.roles["naap_app"].login is True
+    assert live.roles["naap_app"].connection_limit == 20
+    assert live.roles["naap_app"].settings == ("statement_timeout=30000",)
+    assert live.roles["naap_app"].database_settings == ("idle_in_transaction_session_timeout=0",)
     assert live.memberships[0].confers_rights  # before PostgreSQL 16: no options column
     assert [o.keyword for o in live.objects] == ["TABLE", "PROCEDURE"]
     assert live.objects[1].grant_keyword == "PROCEDURE"
