@@ -206,7 +206,7 @@ def timed(function: Callable[[], Any]) -> tuple[float, Any]:
 # Hundreds of plugins at the default limits overflow the committed stacks'
 # servers (the connection budget, naapdb.limits); the benchmarks measure
 # size, not load, so their synthetic stacks take PostgreSQL's largest ceiling.
-ROOMY_LIMITS: dict[str, Any] = {"maxConnections": 262_143}
+ROOMY_LIMITS: dict[str, Any] = {"plugins": {"connections": 1}, "maxConnections": 262_143}
 
 
 def synthetic_catalogue(plugins: int) -> list[dict[str, Any]]:
@@ -580,6 +580,28 @@ def verify_sizes(sizes: Sequence[int]) -> tuple[int, ...]:
     return tuple(size for size in sizes if size in VERIFY_SIZES) or tuple(sizes)
 
 
+def _give_connections(server: Any, needed: int) -> None:
+    """Restart a suite server (200 connections) with at least `needed`
+    (pg_ctl restart keeps its port and socket options)."""
+    from tests.pgserver import _bin_dir, _run_as
+
+    if needed <= 200:
+        return
+    server.execute(f"ALTER SYSTEM SET max_connections = {int(needed)}", dbname="postgres")
+    # The server's output goes to its log: a pipe would stay open as long
+    # as the restarted server runs.
+    log = server.data_dir / "server.log"
+    restart = [str(_bin_dir() / "pg_ctl"), "-D", str(server.data_dir), "-l", str(log)]
+    subprocess.run(
+        [*restart, "-m", "fast", "-w", "restart"],
+        check=True,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        **_run_as(),  # type: ignore[arg-type]
+    )
+
+
 def _verify_cli(url: str, project: Path) -> float:
     return _timed_cli(
         ["verify", "--stack", VERIFY_STACK, "--project", str(project)], DATABASE_URL=url
@@ -607,8 +629,11 @@ def bench_verify(report: Report) -> None:
     with cluster_factory() as factory:
         for size in verify_sizes(report.sizes):
             synthetic = dict(raw, plugins=synthetic_catalogue(size), limits=ROOMY_LIMITS)
-            plan = parse_settings(VERIFY_STACK, synthetic).plan
+            settings = parse_settings(VERIFY_STACK, synthetic)
+            plan = settings.plan
             server = factory.start()
+            # `verify` holds the server to the stack's connection budget.
+            _give_connections(server, settings.budget.total + settings.budget.ceiling.reserved)
             server.execute(plan_to_sql(plan))
             seconds, queries, differences, cli = [], [], [], []
             with psycopg.connect(server.conninfo(), autocommit=True) as connection:
