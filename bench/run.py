@@ -1,6 +1,7 @@
 """naap-db at scale: how long the program, the plan, the push, verify and a
 rotation take as the plugin catalogue grows, measured the way a user (or CI)
-runs them, without the Pulumi CLI or Docker.
+runs them, without the Pulumi CLI or Docker; and what one noisy plugin
+costs its neighbours under the limits.
 
     python bench/run.py [--json] [--write] [--sizes 8,50,200,1000] [--repeat N] [--quick]
 
@@ -20,7 +21,6 @@ import json
 import os
 import platform
 import resource
-import shutil
 import statistics
 import subprocess
 import sys
@@ -206,6 +206,12 @@ def timed(function: Callable[[], Any]) -> tuple[float, Any]:
     return time.perf_counter() - start, result
 
 
+# Hundreds of plugins at the default limits overflow the committed stacks'
+# servers (the connection budget, naapdb.limits); the benchmarks measure
+# size, not load, so their synthetic stacks take PostgreSQL's largest ceiling.
+ROOMY_LIMITS: dict[str, Any] = {"plugins": {"connections": 1}, "maxConnections": 262_143}
+
+
 def synthetic_catalogue(plugins: int) -> list[dict[str, Any]]:
     """`base` owning `public`, and `plugins` plugins `p<i>` each owning
     `plugin_p<i>` and reading `public`: the shape of the real catalogue."""
@@ -274,7 +280,10 @@ def program_overrides(stack: str, size: int, scratch: Path) -> dict[str, Any]:
 
     import yaml
 
-    overrides: dict[str, Any] = {"naap-db:plugins": synthetic_catalogue(size)}
+    overrides: dict[str, Any] = {
+        "naap-db:plugins": synthetic_catalogue(size),
+        "naap-db:limits": ROOMY_LIMITS,
+    }
     config = (yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text()) or {}).get("config") or {}
     credentials = config.get("naap-db:credentials") or {}
     if credentials.get("rotation") == "alternating":
@@ -415,7 +424,7 @@ def bench_plan(report: Report) -> None:
         report.problems.append(("plan", f"plan sql not measured: {sql_missing}"))
     raw = read_raw_config(ROOT, PLAN_STACK)
     for size in report.sizes:
-        stack_raw = dict(raw, plugins=synthetic_catalogue(size))
+        stack_raw = dict(raw, plugins=synthetic_catalogue(size), limits=ROOMY_LIMITS)
         build, text, sql, cli = [], [], [], []
         for _ in range(report.repeat):
             seconds, plan = timed(lambda: parse_settings(PLAN_STACK, stack_raw).plan)  # noqa: B023
@@ -447,7 +456,12 @@ def _project_dir(size: int) -> Iterator[Path]:
         project["config"]["naap-db:plugins"] = {"value": synthetic_catalogue(size)}
         (Path(directory) / "Pulumi.yaml").write_text(yaml.safe_dump(project, sort_keys=False))
         for stack in STACKS:
-            shutil.copy(ROOT / f"Pulumi.{stack}.yaml", directory)
+            stack_doc = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())
+            config = stack_doc["config"]
+            config["naap-db:limits"] = {**(config.get("naap-db:limits") or {}), **ROOMY_LIMITS}
+            (Path(directory) / f"Pulumi.{stack}.yaml").write_text(
+                yaml.safe_dump(stack_doc, sort_keys=False)
+            )
         yield Path(directory)
 
 
@@ -575,6 +589,28 @@ def verify_sizes(sizes: Sequence[int]) -> tuple[int, ...]:
     return tuple(size for size in sizes if size in VERIFY_SIZES) or tuple(sizes)
 
 
+def _give_connections(server: Any, needed: int) -> None:
+    """Restart a suite server (200 connections) with at least `needed`
+    (pg_ctl restart keeps its port and socket options)."""
+    from tests.pgserver import _bin_dir, _run_as
+
+    if needed <= 200:
+        return
+    server.execute(f"ALTER SYSTEM SET max_connections = {int(needed)}", dbname="postgres")
+    # The server's output goes to its log: a pipe would stay open as long
+    # as the restarted server runs.
+    log = server.data_dir / "server.log"
+    restart = [str(_bin_dir() / "pg_ctl"), "-D", str(server.data_dir), "-l", str(log)]
+    subprocess.run(
+        [*restart, "-m", "fast", "-w", "restart"],
+        check=True,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        **_run_as(),  # type: ignore[arg-type]
+    )
+
+
 def _verify_cli(url: str, project: Path) -> float:
     return _timed_cli(
         ["verify", "--stack", VERIFY_STACK, "--project", str(project)], DATABASE_URL=url
@@ -601,8 +637,12 @@ def bench_verify(report: Report) -> None:
     raw = read_raw_config(ROOT, VERIFY_STACK)
     with cluster_factory() as factory:
         for size in verify_sizes(report.sizes):
-            plan = parse_settings(VERIFY_STACK, dict(raw, plugins=synthetic_catalogue(size))).plan
+            synthetic = dict(raw, plugins=synthetic_catalogue(size), limits=ROOMY_LIMITS)
+            settings = parse_settings(VERIFY_STACK, synthetic)
+            plan = settings.plan
             server = factory.start()
+            # `verify` holds the server to the stack's connection budget.
+            _give_connections(server, settings.budget.total + settings.budget.ceiling.reserved)
             server.execute(plan_to_sql(plan))
             seconds, queries, differences, cli = [], [], [], []
             with psycopg.connect(server.conninfo(), autocommit=True) as connection:
@@ -740,6 +780,75 @@ def bench_rotation(report: Report) -> None:
     report.add("rotation", "failed connections", "count", None, failures, note=note)
 
 
+# -- limits ------------------------------------------------------------------
+
+NOISY_PLUGIN, NOISY_SCHEMA = "wallet", "plugin_wallet"
+QUIET_PLUGIN, QUIET_SCHEMA = "community", "plugin_community"
+# The noisy plugin's own limits (its catalogue entry): small, so a run is quick.
+NOISY_LIMITS = {"connections": 3, "statementTimeout": "1s", "idleInTransactionTimeout": "1s"}
+
+
+def bench_limits(report: Report) -> None:
+    """One plugin floods its connections, runs a query past its statement
+    timeout and idles in a transaction holding a row lock, while another
+    plugin's clients and the push keep connecting (a real server):
+    `tests/limits_load.py`, the load test of the noisy-neighbours issue."""
+    missing = _module_missing("naapdb.limits") or _module_missing("tests.limits_load")
+    if missing:
+        report.problems.append(("limits", f"not measured: {missing}"))
+        return
+    from naapdb.settings import parse_settings
+    from naapdb.sql import plan_to_sql
+    from naapdb.stackfiles import read_raw_config
+    from tests.limits_load import create_tables, prepare, run_neighbour_load
+    from tests.pgserver import cluster_factory
+
+    raw = read_raw_config(ROOT, "dev")
+    raw["plugins"] = [
+        {**entry, "limits": NOISY_LIMITS} if entry["plugin"] == NOISY_PLUGIN else entry
+        for entry in raw["plugins"]
+    ]
+    settings = parse_settings("dev", raw)
+    plan = settings.plan
+    runs: dict[str, list[float]] = {}
+    with cluster_factory() as factory:
+        for _ in range(report.repeat):
+            server = factory.start()
+            passwords = prepare(server, plan, plan_to_sql(plan))
+            create_tables(server, NOISY_SCHEMA, QUIET_SCHEMA)
+            load = run_neighbour_load(
+                server,
+                plan,
+                passwords,
+                noisy=f"naap_{NOISY_PLUGIN}",
+                noisy_schema=NOISY_SCHEMA,
+                quiet=f"naap_{QUIET_PLUGIN}",
+                quiet_schema=QUIET_SCHEMA,
+                catalog=settings.catalog,
+                migrations=ROOT / "migrations",
+            )
+            server.stop()
+            for error in load.errors:
+                print(f"limits: {error}", file=sys.stderr)
+            for name, value in (
+                ("noisy connections opened", load.opened),
+                ("noisy connections refused", load.refused),
+                ("quiet connections made", load.quiet_connections),
+                ("failures elsewhere", load.quiet_failures + load.push_failures),
+                ("pushes run", load.push_runs),
+                ("time to cancel a statement", load.cancel_seconds),
+                ("time to end an idle transaction", load.lock_waited_seconds),
+            ):
+                runs.setdefault(name, []).append(value)
+    note = (
+        f"limit {NOISY_LIMITS['connections']}, {NOISY_LIMITS['connections'] + 5} attempts; "
+        f"timeouts {NOISY_LIMITS['statementTimeout']}"
+    )
+    for name, values in runs.items():
+        unit = "s" if name.startswith("time") else "count"
+        report.add("limits", name, unit, None, values, note=note)
+
+
 # -- statements sent ---------------------------------------------------------
 
 
@@ -863,6 +972,20 @@ def targets(report: Report) -> list[Target]:
         "0",
         report.find("rotation", "failed connections", None),
         lambda v: v == 0,
+        unit="",
+    )
+    check(
+        "failures elsewhere while one plugin is at its limits",
+        "0",
+        report.find("limits", "failures elsewhere", None),
+        lambda v: v == 0,
+        unit="",
+    )
+    check(
+        "connections refused past a plugin's limit",
+        "all 5",
+        report.find("limits", "noisy connections refused", None),
+        lambda v: v == 5,
         unit="",
     )
     return found
@@ -1027,6 +1150,7 @@ SECTIONS: dict[str, Callable[[Report], None]] = {
     "push": bench_push,
     "verify": bench_verify,
     "rotation": bench_rotation,
+    "limits": bench_limits,
 }
 
 

@@ -265,6 +265,7 @@ class _Declarer:
         self.depended_on.update(id(group) for group in group_roles)
         groups = [group.name for group in group_roles]
         password = role_password(self.passwords.get(role.name), role.name)
+        limits = role.limits
         resource = postgresql.Role(
             f"{prefix}-role-{role.name}",
             name=role.name,
@@ -277,6 +278,13 @@ class _Declarer:
             create_role=False,
             replication=False,
             bypass_row_level_security=False,
+            # A login's limits (naapdb.limits); a NOLOGIN role has none: -1
+            # and no settings, so the provider takes back any set by hand.
+            connection_limit=limits.connections if limits else -1,
+            statement_timeout=limits.statement_timeout_ms if limits else None,
+            idle_in_transaction_session_timeout=(
+                limits.idle_in_transaction_timeout_ms if limits else None
+            ),
             opts=self.options(
                 parent,
                 after,

@@ -41,6 +41,7 @@ from components.rds import (
 )
 from components.settings import admin_password
 from naapdb import names, scram
+from naapdb.limits import POSTGRES_DEFAULT_MAX_CONNECTIONS
 from naapdb.settings import ContainerServer, ExternalServer, RdsServer, StackSettings
 
 POSTGRES_PORT = 5432
@@ -119,6 +120,8 @@ class DatabaseServer(pulumi.ComponentResource):
             sslrootcert=self.sslrootcert,
             superuser=self.superuser,
             connect_timeout=CONNECT_TIMEOUT,
+            # The admin's pool: what the connection budget counts for it.
+            max_connections=settings.limits.admin_connections,
             opts=pulumi.ResourceOptions(parent=self, depends_on=self._ready),
         )
         self.register_outputs(
@@ -171,6 +174,7 @@ class DatabaseServer(pulumi.ComponentResource):
             f"{name}-container",
             name=container_name,
             image=image.image_id,
+            command=container_command(settings.budget.ceiling.max_connections),
             envs=container_envs(server, secret_password),
             ports=[
                 docker.ContainerPortArgs(
@@ -250,8 +254,18 @@ class DatabaseServer(pulumi.ComponentResource):
                 f"naap-db {settings.stack}: TLS only, SCRAM passwords, DDL and connections logged"
             ),
             parameters=[
-                aws.rds.ParameterGroupParameterArgs(name=key, value=value)
-                for key, value in RDS_PARAMETERS.items()
+                *(
+                    aws.rds.ParameterGroupParameterArgs(name=key, value=value)
+                    for key, value in RDS_PARAMETERS.items()
+                ),
+                # The ceiling the connection budget was checked against,
+                # exactly (RDS's own default uses memory net of the OS's
+                # share); static, so it takes effect at the next reboot.
+                aws.rds.ParameterGroupParameterArgs(
+                    name="max_connections",
+                    value=str(settings.budget.ceiling.max_connections),
+                    apply_method="pending-reboot",
+                ),
             ],
             tags=tags,
             opts=child,
@@ -417,6 +431,15 @@ def container_envs(
         "POSTGRES_INITDB_ARGS=--auth-host=scram-sha-256",
     ]
     return pulumi.Output.secret(pulumi.Output.all(*envs))
+
+
+def container_command(max_connections: int) -> list[str] | None:
+    """The image's own command, with the connection ceiling the budget was
+    checked against when it is not PostgreSQL's default (None keeps the
+    image's, so a stack that never sets it keeps its container)."""
+    if max_connections == POSTGRES_DEFAULT_MAX_CONNECTIONS:
+        return None
+    return ["postgres", "-c", f"max_connections={max_connections}"]
 
 
 def healthcheck_command(admin_user: str) -> list[str]:

@@ -12,20 +12,23 @@ from typing import Any
 
 from naapdb import names
 from naapdb.errors import ConfigError
+from naapdb.limits import LimitOverride, parse_override
 
 CATALOG_KEY = "naap-db:plugins"
 IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
-ENTRY_KEYS = ("plugin", "schema", "reads")
+ENTRY_KEYS = ("plugin", "schema", "reads", "limits")
 RESERVED_SCHEMAS = frozenset({"information_schema", names.META_SCHEMA})
 
 
 @dataclass(frozen=True)
 class PluginEntry:
-    """One catalogue entry: a plugin, the schema it owns, the schemas it reads."""
+    """One catalogue entry: a plugin, the schema it owns, the schemas it
+    reads, and its own limits over the stack's (`naap-db:limits.plugins`)."""
 
     plugin: str
     schema: str
     reads: tuple[str, ...] = ()
+    limits: LimitOverride | None = None
 
 
 @dataclass(frozen=True)
@@ -69,7 +72,9 @@ def parse_catalog(raw: Any, key: str = CATALOG_KEY) -> Catalog:
 
 def _parse_entry(item: Any, key: str) -> PluginEntry:
     if not isinstance(item, Mapping):
-        raise ConfigError(key, "must be a mapping with `plugin`, `schema` and optional `reads`")
+        raise ConfigError(
+            key, "must be a mapping with `plugin`, `schema` and optional `reads`, `limits`"
+        )
     for field in item:
         if field not in ENTRY_KEYS:
             raise ConfigError(
@@ -91,7 +96,13 @@ def _parse_entry(item: Any, key: str) -> PluginEntry:
     reads = tuple(
         _identifier(value, f"{key}.reads[{index}]") for index, value in enumerate(reads_raw)
     )
-    return PluginEntry(plugin=plugin, schema=schema, reads=reads)
+    limits = item.get("limits")
+    return PluginEntry(
+        plugin=plugin,
+        schema=schema,
+        reads=reads,
+        limits=None if limits is None else parse_override(limits, f"{key}.limits"),
+    )
 
 
 def _identifier(value: Any, key: str) -> str:

@@ -35,6 +35,7 @@ from enum import StrEnum
 
 from naapdb import names
 from naapdb.catalog import Catalog
+from naapdb.limits import Limits, LimitSettings
 
 
 class Rotation(StrEnum):
@@ -63,13 +64,18 @@ RO_PRIVILEGES: dict[str, tuple[str, ...]] = {
 @dataclass(frozen=True)
 class Role:
     """A role of the plan. `identity` names the identity a login carries
-    (alternating rotation); `schema` the schema a group role serves."""
+    (alternating rotation); `schema` the schema a group role serves;
+    `limits` what a login may use (`naapdb.limits`): every login has them,
+    an alternating identity's two logins each its identity's, and no
+    NOLOGIN role (a connection limit or a setting applies only to the role
+    a session logs in as)."""
 
     name: str
     login: bool
     purpose: str
     schema: str | None = None
     identity: str | None = None
+    limits: Limits | None = None
 
 
 @dataclass(frozen=True)
@@ -164,6 +170,12 @@ class AccessPlan:
         return tuple(role for role in self.roles if role.login)
 
     @property
+    def login_connections(self) -> int:
+        """The sum of every login's connection limit: what the plan's
+        roles may hold at once (both logins of an alternating identity)."""
+        return sum(role.limits.connections for role in self.login_roles if role.limits)
+
+    @property
     def first_logins(self) -> tuple[Role, ...]:
         """The first login of each identity (`logins_of(identity)[0]`): the
         logins `pulumi up` gives a generated password. Under alternating
@@ -205,10 +217,16 @@ class AccessPlan:
 IDENTITY_PURPOSES = frozenset({"migrator", "plugin", "app", "readonly"})
 
 
-def build_plan(catalog: Catalog, rotation: Rotation = Rotation.SINGLE) -> AccessPlan:
-    """Derive the access plan of DESIGN.md from a validated catalogue."""
+def build_plan(
+    catalog: Catalog,
+    rotation: Rotation = Rotation.SINGLE,
+    limits: LimitSettings | None = None,
+) -> AccessPlan:
+    """Derive the access plan of DESIGN.md from a validated catalogue;
+    `limits` None takes the built-in defaults."""
     schemas = _schemas(catalog)
     identities = _identities(catalog)
+    limits_of = _identity_limits(catalog, limits or LimitSettings())
     roles = [
         Role(names.OWNER, login=False, purpose="owner"),
         Role(names.CONNECT_GROUP, login=False, purpose="connect"),
@@ -220,11 +238,20 @@ def build_plan(catalog: Catalog, rotation: Rotation = Rotation.SINGLE) -> Access
             roles.append(Role(plan_schema.ro_role, False, "ro", schema=plan_schema.name))
     for identity, purpose, groups in identities:
         alternating = rotation is Rotation.ALTERNATING
-        roles.append(Role(identity, login=not alternating, purpose=purpose))
+        own = None if alternating else limits_of[identity]
+        roles.append(Role(identity, login=not alternating, purpose=purpose, limits=own))
         memberships.extend(Membership(identity, group) for group in groups)
         if alternating:
             for login in names.alternate_logins(identity):
-                roles.append(Role(login, login=True, purpose="login", identity=identity))
+                roles.append(
+                    Role(
+                        login,
+                        login=True,
+                        purpose="login",
+                        identity=identity,
+                        limits=limits_of[identity],
+                    )
+                )
                 memberships.append(Membership(login, identity))
     return AccessPlan(
         database=names.DATABASE,
@@ -273,6 +300,16 @@ def _identities(catalog: Catalog) -> list[tuple[str, str, tuple[str, ...]]]:
         (names.READONLY, "readonly", (connect, *(names.ro_role(s) for s in catalog.schemas)))
     )
     return identities
+
+
+def _identity_limits(catalog: Catalog, limits: LimitSettings) -> dict[str, Limits]:
+    """Identity -> its limits: a plugin's entry over the stack's plugin
+    defaults; the platform's identities their own."""
+    resolved = {identity: limits.of_platform(identity) for identity in limits.platform}
+    for entry in catalog.plugins:
+        own = entry.limits.over(limits.plugins) if entry.limits else limits.plugins
+        resolved[names.plugin_login(entry.plugin)] = own
+    return resolved
 
 
 def _grants(schemas: tuple[SchemaPlan, ...]) -> Iterator[Grant]:

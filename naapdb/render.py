@@ -8,14 +8,18 @@ from dataclasses import asdict
 from typing import Any
 
 from naapdb import names
-from naapdb.plan import AccessPlan, Grant
+from naapdb.limits import Budget, format_duration
+from naapdb.plan import AccessPlan, Grant, Role
 
+# Fields are only ever added (roles[].limits, connection_budget); a change
+# that breaks a reader bumps this.
 JSON_FORMAT_VERSION = 1
 
 
-def plan_to_dict(plan: AccessPlan) -> dict[str, Any]:
-    """The plan as plain JSON-ready data, in the plan's (catalogue) order."""
-    return {
+def plan_to_dict(plan: AccessPlan, budget: Budget | None = None) -> dict[str, Any]:
+    """The plan as plain JSON-ready data, in the plan's (catalogue) order;
+    with the stack's connection budget when given."""
+    data = {
         "format_version": JSON_FORMAT_VERSION,
         "database": plan.database,
         "rotation": plan.rotation.value,
@@ -26,6 +30,17 @@ def plan_to_dict(plan: AccessPlan) -> dict[str, Any]:
         "default_privileges": [_listed(asdict(default)) for default in plan.default_privileges],
         "revocations": [asdict(revocation) for revocation in plan.revocations],
     }
+    if budget is not None:
+        data["connection_budget"] = {
+            "logins": budget.logins,
+            "admin": budget.admin,
+            "total": budget.total,
+            "max_connections": budget.ceiling.max_connections,
+            "reserved": budget.ceiling.reserved,
+            "available": budget.ceiling.available,
+            "source": budget.ceiling.source,
+        }
+    return data
 
 
 def _listed(item: dict[str, Any]) -> dict[str, Any]:
@@ -33,11 +48,11 @@ def _listed(item: dict[str, Any]) -> dict[str, Any]:
     return item
 
 
-def plan_to_json(plan: AccessPlan) -> str:
-    return json.dumps(plan_to_dict(plan), indent=2) + "\n"
+def plan_to_json(plan: AccessPlan, budget: Budget | None = None) -> str:
+    return json.dumps(plan_to_dict(plan, budget), indent=2) + "\n"
 
 
-def plan_to_text(plan: AccessPlan) -> str:
+def plan_to_text(plan: AccessPlan, budget: Budget | None = None) -> str:
     """One table per schema (who may do what: USAGE on the schema, and the
     rights naap_owner's default privileges give every table, sequence and
     function in it), then the roles."""
@@ -83,7 +98,25 @@ def plan_to_text(plan: AccessPlan) -> str:
         "tables, sequences and functions: rights from the default privileges of "
         f"{names.OWNER}, which creates them all"
     )
+    lines += ["", *_limits_lines(plan.login_roles, budget)]
     return "\n".join(lines) + "\n"
+
+
+def _limits_lines(logins: tuple[Role, ...], budget: Budget | None) -> list[str]:
+    """Each login's limits, then the connection budget."""
+    width = max((len(role.name) for role in logins), default=0)
+    header = f"  {'login':<{width}}  connections  statement timeout  idle in transaction"
+    lines = ["limits (per login)", header]
+    for role in logins:
+        if role.limits:
+            lines.append(
+                f"  {role.name:<{width}}  {role.limits.connections:>11}  "
+                f"{format_duration(role.limits.statement_timeout_ms):>17}  "
+                f"{format_duration(role.limits.idle_in_transaction_timeout_ms):>19}"
+            )
+    if budget is not None:
+        lines.append(f"connection budget: {budget.describe()}")
+    return lines
 
 
 def _rights_rows(

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 from naapdb import names
 from naapdb.catalog import CATALOG_KEY, Catalog, parse_catalog
 from naapdb.errors import ConfigError
+from naapdb.limits import Budget, LimitSettings, ceiling_for, parse_limit_settings
 from naapdb.plan import AccessPlan, Rotation, build_plan
 from naapdb.rds_options import check_rds_operations
 
@@ -188,17 +189,34 @@ class StackSettings:
     credentials: CredentialSettings
     push: PushSettings
     has_admin_password: bool = False
+    limits: LimitSettings = field(default_factory=LimitSettings)
 
     @cached_property
     def plan(self) -> AccessPlan:
         """The access plan, computed once per stack."""
-        return build_plan(self.catalog, self.credentials.rotation)
+        return build_plan(self.catalog, self.credentials.rotation, self.limits)
+
+    @cached_property
+    def budget(self) -> Budget:
+        """Every login's connection limit and the admin's pool against the
+        server's max_connections (`naapdb.limits`)."""
+        instance_class = self.server.instance_class if isinstance(self.server, RdsServer) else None
+        ceiling = ceiling_for(self.server.kind, instance_class, self.limits)
+        return Budget(self.plan.login_connections, self.limits.admin_connections, ceiling)
 
 
 def parse_settings(stack: str, raw: Mapping[str, Any]) -> StackSettings:
     """Validate a stack's `naap-db:*` config (keys without the namespace;
     encrypted values as `SECRET`) into `StackSettings`."""
-    known = {"plugins", "server", ADMIN_PASSWORD_KEY, "credentials", "push", "production"}
+    known = {
+        "plugins",
+        "server",
+        ADMIN_PASSWORD_KEY,
+        "credentials",
+        "push",
+        "production",
+        "limits",
+    }
     for key in raw:
         if key not in known:
             raise ConfigError(
@@ -220,9 +238,11 @@ def parse_settings(stack: str, raw: Mapping[str, Any]) -> StackSettings:
         credentials=credentials,
         push=parse_push(raw.get("push")),
         has_admin_password=has_admin_password,
+        limits=parse_limit_settings(raw.get("limits")),
     )
     _check_epoch_roles(settings)
     _check_admin_user_is_not_planned(settings)
+    settings.budget.check()
     return settings
 
 

@@ -26,6 +26,7 @@ from collections.abc import Iterable, Iterator
 
 from psycopg import sql
 
+from naapdb.limits import Limits, role_settings
 from naapdb.plan import AccessPlan, DefaultPrivilege, Grant, Membership, Revocation, Role
 
 # Dollar-quote tag of the DO blocks; identifiers of the plan are
@@ -108,9 +109,31 @@ def _roles(roles: Iterable[Role]) -> Iterator[sql.Composable]:
             ).format(literal=sql.Literal(role.name), name=name)
         )
         login = "LOGIN" if role.login else "NOLOGIN"
-        # INHERIT: a login uses its groups' rights without SET ROLE.
-        yield sql.SQL("ALTER ROLE {name} WITH {login} {denied} INHERIT").format(
-            name=name, login=sql.SQL(login), denied=sql.SQL(DENIED_ATTRIBUTES)
+        # INHERIT: a login uses its groups' rights without SET ROLE. A role
+        # without limits (NOLOGIN) has none: -1 takes back one set by hand.
+        limit = role.limits.connections if role.limits else -1
+        yield sql.SQL(
+            "ALTER ROLE {name} WITH {login} {denied} INHERIT CONNECTION LIMIT {limit}"
+        ).format(
+            name=name,
+            login=sql.SQL(login),
+            denied=sql.SQL(DENIED_ATTRIBUTES),
+            # An int from the plan; Literal would render -1 as " -1".
+            limit=sql.SQL(str(int(limit))),
+        )
+        if role.limits:
+            yield from _timeouts(name, role.limits)
+
+
+def _timeouts(name: sql.Identifier, limits: Limits) -> Iterator[sql.Composable]:
+    """The login's timeouts as role settings, in milliseconds (what
+    pulumi-postgresql writes, so a DBA's run and `pulumi up` agree)."""
+    for setting, milliseconds in role_settings(limits).items():
+        yield sql.SQL("ALTER ROLE {name} SET {setting} = {value}").format(
+            # Setting names are constants of naapdb.limits, never input.
+            name=name,
+            setting=sql.SQL(setting),
+            value=sql.Literal(milliseconds),
         )
 
 

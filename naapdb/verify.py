@@ -14,6 +14,8 @@ What counts as drift (each becomes one `Difference` with the SQL that fixes it):
   plan lacks (system and extension schemas aside);
 - a role of the plan missing, with the wrong LOGIN, or holding SUPERUSER,
   CREATEROLE, CREATEDB, REPLICATION or BYPASSRLS;
+- a login's connection limit or timeouts not the plan's limits
+  (`naapdb.verify_limits`);
 - a membership of the plan missing (or without INHERIT/SET, PostgreSQL 16+),
   or held WITH ADMIN OPTION; any other membership a plan role holds, or that
   gives a role outside the plan a plan role's rights;
@@ -51,7 +53,9 @@ from typing import Any, Protocol
 from psycopg import sql
 
 from naapdb import names
+from naapdb.limits import Budget
 from naapdb.plan import AccessPlan
+from naapdb.verify_limits import budget_drift, limit_drift
 
 PUBLIC = "public"  # how the query and the plan name the PUBLIC pseudo-role
 
@@ -61,6 +65,7 @@ EXTRA_SCHEMA = "extra-schema"
 SCHEMA_OWNER = "schema-owner"
 MISSING_ROLE = "missing-role"
 ROLE_ATTRIBUTE = "role-attribute"
+ROLE_LIMIT = "role-limit"
 MISSING_MEMBERSHIP = "missing-membership"
 MEMBERSHIP_OPTION = "membership-option"
 EXTRA_MEMBERSHIP = "extra-membership"
@@ -69,12 +74,14 @@ MISSING_GRANT = "missing-grant"
 EXTRA_GRANT = "extra-grant"
 MISSING_DEFAULT_PRIVILEGE = "missing-default-privilege"
 EXTRA_DEFAULT_PRIVILEGE = "extra-default-privilege"
+CONNECTION_BUDGET = "connection-budget"
 KINDS = (
     MISSING_SCHEMA,
     EXTRA_SCHEMA,
     SCHEMA_OWNER,
     MISSING_ROLE,
     ROLE_ATTRIBUTE,
+    ROLE_LIMIT,
     MISSING_MEMBERSHIP,
     MEMBERSHIP_OPTION,
     EXTRA_MEMBERSHIP,
@@ -83,6 +90,7 @@ KINDS = (
     EXTRA_GRANT,
     MISSING_DEFAULT_PRIVILEGE,
     EXTRA_DEFAULT_PRIVILEGE,
+    CONNECTION_BUDGET,
 )
 
 
@@ -195,13 +203,18 @@ WITH user_schemas AS (
 SELECT json_build_object(
     'database', pg_catalog.current_database(),
     'server_version', pg_catalog.current_setting('server_version_num')::int,
+    'max_connections', pg_catalog.current_setting('max_connections')::int,
     'database_acl', (
         SELECT {_acl("coalesce(d.datacl, pg_catalog.acldefault('d', d.datdba))", "d.datdba")}
         FROM pg_catalog.pg_database AS d WHERE d.datname = pg_catalog.current_database()),
     'roles', (
         SELECT coalesce(json_agg(json_build_array(r.rolname, r.rolcanlogin, r.rolsuper,
-            r.rolcreaterole, r.rolcreatedb, r.rolreplication, r.rolbypassrls) ORDER BY r.rolname),
-            '[]'::json)
+            r.rolcreaterole, r.rolcreatedb, r.rolreplication, r.rolbypassrls, r.rolconnlimit,
+            coalesce(r.rolconfig, '{{}}'), (
+                SELECT coalesce(s.setconfig, '{{}}') FROM pg_catalog.pg_db_role_setting AS s
+                JOIN pg_catalog.pg_database AS d ON d.oid = s.setdatabase
+                WHERE s.setrole = r.oid AND d.datname = pg_catalog.current_database())
+            ) ORDER BY r.rolname), '[]'::json)
         FROM pg_catalog.pg_roles AS r WHERE r.rolname !~ '^pg_'),
     'memberships', (
         SELECT coalesce(json_agg(json_build_array(m.rolname, g.rolname,
@@ -282,6 +295,12 @@ class LiveRole:
     createdb: bool
     replication: bool
     bypassrls: bool
+    connection_limit: int = -1
+    settings: tuple[str, ...] = ()
+    """`rolconfig`: the role's own settings ("statement_timeout=30000")."""
+    database_settings: tuple[str, ...] = ()
+    """Its settings in this database only (`ALTER ROLE ... IN DATABASE`),
+    which take precedence over its own."""
 
     @property
     def is_admin(self) -> bool:
@@ -373,11 +392,37 @@ class LiveState:
     objects: tuple[LiveObject, ...]
     columns: tuple[LiveColumn, ...]
     default_acls: tuple[LiveDefaultAcl, ...]
+    max_connections: int | None = None
 
 
 def parse_live_state(document: Mapping[str, Any]) -> LiveState:
     """The JSON document of `LIVE_STATE_QUERY` as typed data."""
-    roles = {row[0]: LiveRole(*row) for row in document["roles"]}
+    roles = {
+        name: LiveRole(
+            name,
+            login,
+            superuser,
+            createrole,
+            createdb,
+            replication,
+            bypassrls,
+            connection_limit,
+            tuple(settings or ()),
+            tuple(database_settings or ()),
+        )
+        for (
+            name,
+            login,
+            superuser,
+            createrole,
+            createdb,
+            replication,
+            bypassrls,
+            connection_limit,
+            settings,
+            database_settings,
+        ) in document["roles"]
+    }
     memberships = tuple(
         LiveMembership(member, group, bool(admin), inherit, set_, grantor)
         for member, group, admin, inherit, set_, grantor in document["memberships"]
@@ -399,6 +444,7 @@ def parse_live_state(document: Mapping[str, Any]) -> LiveState:
     return LiveState(
         database=document["database"],
         server_version=int(document["server_version"]),
+        max_connections=document.get("max_connections"),
         database_acl=_entries(document["database_acl"] or []),
         roles=roles,
         memberships=memberships,
@@ -485,8 +531,9 @@ class WrongDatabase(Exception):
     """The connection reached another database than the plan's."""
 
 
-def verify(connection: Executor, plan: AccessPlan) -> Report:
-    """Read the live state (one query) and compare it with the plan."""
+def verify(connection: Executor, plan: AccessPlan, budget: Budget | None = None) -> Report:
+    """Read the live state (one query) and compare it with the plan (and,
+    given the stack's connection budget, the server's max_connections with it)."""
     counting = CountingConnection(connection)
     live = read_live_state(counting)
     if live.database != plan.database:
@@ -494,14 +541,29 @@ def verify(connection: Executor, plan: AccessPlan) -> Report:
             f"the connection reached database {live.database!r}; the plan is for "
             f"{plan.database!r}: point DATABASE_URL at it"
         )
-    differences = compare(plan, live)
+    differences = compare(plan, live, budget)
     return Report(plan.database, len(plan.schemas), differences, counting.queries)
 
 
-def compare(plan: AccessPlan, live: LiveState) -> tuple[Difference, ...]:
+def compare(
+    plan: AccessPlan, live: LiveState, budget: Budget | None = None
+) -> tuple[Difference, ...]:
     """Every difference between the plan and the live state, grouped (roles,
     database, then each schema in the plan's order, then extra schemas)."""
     found = _Comparison(plan, live).run()
+    if budget is not None and live.max_connections is not None:
+        short = budget_drift(budget, live.max_connections)
+        if short is not None:
+            message, fix = short
+            found.append(
+                Difference(
+                    CONNECTION_BUDGET,
+                    DATABASE_GROUP.scope,
+                    None,
+                    message,
+                    fix.as_string(None) + ";",
+                )
+            )
     order = {ROLES_GROUP: 0, DATABASE_GROUP: 1}
     order.update({in_schema(schema.name): 2 + i for i, schema in enumerate(plan.schemas)})
     kind_order = {kind: index for index, kind in enumerate(KINDS)}
@@ -656,6 +718,8 @@ class _Comparison:
                         sql.SQL("ALTER ROLE {} {}").format(name, sql.SQL("NO" + keyword)),
                         role=role.name,
                     )
+            for message, fix in limit_drift(role, live, self.plan.database):
+                self._add(ROLE_LIMIT, ROLES_GROUP, message, fix, role=role.name)
 
     def _membership_group(self, group: str, member: str) -> Group:
         """A membership is listed under the schema whose rights it carries."""

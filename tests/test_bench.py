@@ -118,3 +118,14 @@ def test_machine_is_recorded(report: dict[str, Any]) -> None:
     assert machine["cpu_count"] >= 1
     assert machine["python"].count(".") == 2
     assert machine["postgresql"][0].isdigit()
+
+
+def test_limits_figures(report: dict[str, Any]) -> None:
+    """Counts, never times: the noisy plugin opened its limit and no more,
+    and nobody else failed."""
+    opened = _figure(report, "limits", "noisy connections opened", None)
+    refused = _figure(report, "limits", "noisy connections refused", None)
+    assert (opened["median"], refused["median"]) == (3, 5)
+    assert _figure(report, "limits", "failures elsewhere", None)["max"] == 0
+    assert _figure(report, "limits", "quiet connections made", None)["median"] > 0
+    assert _figure(report, "limits", "time to cancel a statement", None)["median"] > 0

@@ -22,15 +22,15 @@ def run(args: argparse.Namespace) -> int:
     from naapdb.stackfiles import load_stack_settings
 
     settings = load_stack_settings(args.stack, args.project)
-    sys.stdout.write(render(settings.plan, args.format))
+    sys.stdout.write(render(settings.plan, args.format, settings.budget))
     return 0
 
 
-def render(plan, output_format: str) -> str:  # type: ignore[no-untyped-def]
+def render(plan, output_format: str, budget=None) -> str:  # type: ignore[no-untyped-def]
     from naapdb import render as renderers
 
     if output_format == "json":
-        return renderers.plan_to_json(plan)
+        return renderers.plan_to_json(plan, budget)
     if output_format == "sql":
         from naapdb.sql import plan_to_sql
 
@@ -39,4 +39,4 @@ def render(plan, output_format: str) -> str:  # type: ignore[no-untyped-def]
         from naapdb.matrix import matrix_markdown, matrix_text
 
         return matrix_text(plan) if output_format == "matrix" else matrix_markdown(plan)
-    return renderers.plan_to_text(plan)
+    return renderers.plan_to_text(plan, budget)

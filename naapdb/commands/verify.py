@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     with connect(url, autocommit=True) as connection:
         try:
-            report = verify.verify(connection, settings.plan)
+            report = verify.verify(connection, settings.plan, settings.budget)
         except psycopg.Error as error:
             message = redact(one_line(error), url)
             raise ConnectionError_(f"cannot read the catalog: {message}") from None

@@ -149,8 +149,15 @@ def test_connection_url_quotes_every_part() -> None:
 
 
 def test_alternating_rotation_without_rds_stops_with_the_key() -> None:
+    # Two logins per identity also overflow the container's 100 connections
+    # (naapdb.limits); a roomy ceiling leaves the rotation's own error.
     run = harness.run_program(
-        "dev", {"naap-db:credentials": {"rotation": "alternating"}}, raise_errors=False
+        "dev",
+        {
+            "naap-db:credentials": {"rotation": "alternating"},
+            "naap-db:limits": {"maxConnections": 1000},
+        },
+        raise_errors=False,
     )
     assert run.error is not None
     assert "naap-db:credentials.rotation" in str(run.error) and "rds" in str(run.error)

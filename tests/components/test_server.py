@@ -357,7 +357,12 @@ def test_prod_parameter_group_forces_tls_scram_and_logs_ddl_and_connections(prod
         # who still uses the previous login before the next rotation
         "log_connections": "1",
         "log_disconnections": "1",
+        # The connection budget's ceiling, exactly: RDS's formula on
+        # db.m7g.large's 8 GiB (naapdb.limits), applied at the next reboot.
+        "max_connections": "901",
     }
+    static = [p for p in group.inputs["parameters"] if p["name"] == "max_connections"]
+    assert static[0]["applyMethod"] == "pending-reboot"
 
 
 def test_prod_parameter_family_follows_the_major() -> None:

@@ -439,7 +439,10 @@ def test_container_admin_epoch_is_accepted() -> None:
 
 
 def test_rds_engine_major_picks_the_parameter_family() -> None:
-    server = settings_of("prod", server={**RDS, "engineVersion": "15.7"}).server
+    # prod's limits need the connections of its own instance class (the budget)
+    server = settings_of(
+        "prod", server={**RDS, "engineVersion": "15.7", "instanceClass": "db.m7g.large"}
+    ).server
     assert isinstance(server, RdsServer)
     assert server.major == 15
     assert server.parameter_group_family == "postgres15"

@@ -198,6 +198,39 @@ DRIFTS = [
         '"plugin_daydream_rw" NOCREATEROLE;',
     ),
     (
+        "connection-limit-raised",
+        "ALTER ROLE naap_wallet CONNECTION LIMIT 50",
+        "role limit: role naap_wallet has connection limit 50, the plan says 5; fix: "
+        'ALTER ROLE "naap_wallet" CONNECTION LIMIT 5;',
+    ),
+    (
+        "connection-limit-removed",
+        "ALTER ROLE naap_app CONNECTION LIMIT -1",
+        "role limit: role naap_app has no connection limit, the plan says 20; fix: "
+        'ALTER ROLE "naap_app" CONNECTION LIMIT 20;',
+    ),
+    (
+        # A login may do this to itself: it needs no privilege.
+        "statement-timeout-off",
+        "ALTER ROLE naap_gateway SET statement_timeout = 0",
+        "role limit: role naap_gateway has statement_timeout 0, the plan says 30s; fix: "
+        'ALTER ROLE "naap_gateway" SET statement_timeout = 30000;',
+    ),
+    (
+        "idle-timeout-reset",
+        "ALTER ROLE naap_readonly RESET idle_in_transaction_session_timeout",
+        "role limit: role naap_readonly has idle_in_transaction_session_timeout no value, the "
+        'plan says 1min; fix: ALTER ROLE "naap_readonly" SET '
+        "idle_in_transaction_session_timeout = 60000;",
+    ),
+    (
+        "timeout-overridden-in-the-database",
+        "ALTER ROLE naap_community IN DATABASE naap SET statement_timeout = '1h'",
+        "role limit: role naap_community has statement_timeout = 1h in database naap, which "
+        'overrides the plan\'s 30s; fix: ALTER ROLE "naap_community" IN DATABASE "naap" '
+        "RESET statement_timeout;",
+    ),
+    (
         "table-owned-by-the-wrong-role",
         "ALTER TABLE plugin_dashboard.items OWNER TO naap_dashboard",
         "object owner: table plugin_dashboard.items is owned by naap_dashboard, not naap_owner; "
@@ -518,13 +551,21 @@ def test_alternating_rotation_prod_plan(
 ) -> None:
     prod_plan = load_stack_settings("prod", ROOT).plan
     apply_plan(fresh_pg, prod_plan)
-    assert run_verify(fresh_pg, monkeypatch, capsys, stack="prod")[:2] == (0, "")
+    # The suite's server has 200 connections; prod's budget needs the 901 of
+    # its instance class (naapdb.limits): the only difference at first.
+    budget = (
+        "connection budget: the server has max_connections 200, 195 of them for the plan's "
+        "logins and the admin, but the budget needs 564"
+    )
+    code, out, _ = run_verify(fresh_pg, monkeypatch, capsys, stack="prod")
+    assert code == 1 and [line.split(" (")[0] for line in drift_lines(out)] == [budget]
     fresh_pg.execute("ALTER ROLE naap_wallet LOGIN; REVOKE naap_wallet FROM naap_wallet_b")
     code, out, _ = run_verify(fresh_pg, monkeypatch, capsys, stack="prod")
     assert code == 1
-    assert [line.split(";")[0] for line in drift_lines(out)] == [
+    assert [line.split(";")[0].split(" (")[0] for line in drift_lines(out)] == [
         "role attribute: role naap_wallet is LOGIN, the plan says NOLOGIN",
         "missing membership: naap_wallet_b is not a member of naap_wallet",
+        budget,
     ]
 
 
@@ -535,11 +576,13 @@ def test_the_dev_plan_against_a_prod_database_is_drift(
     code, out, _ = run_verify(fresh_pg, monkeypatch, capsys, stack="dev")
     assert code == 1
     # single rotation: each identity logs in itself, and the _a/_b logins are
-    # roles outside the plan that carry an identity's rights
+    # roles outside the plan that carry an identity's rights; the identity
+    # itself, a NOLOGIN group in prod, has none of a login's limits
     lines = [line.split(";")[0] for line in drift_lines(out)]
     identities = load_stack_settings("dev", ROOT).plan.identities
-    assert len(lines) == 3 * len(identities)
+    assert len(lines) == 6 * len(identities)
     assert "role attribute: role naap_wallet is NOLOGIN, the plan says LOGIN" in lines
+    assert "role limit: role naap_wallet has no connection limit, the plan says 5" in lines
     assert (
         "extra membership: naap_wallet_a (a role outside the plan) is a member of naap_wallet "
         "(not in the plan)"
@@ -670,7 +713,20 @@ def test_parse_ignores_nothing_it_reads() -> None:
         "database": "naap",
         "server_version": 160004,
         "database_acl": [["naap_connect", "CONNECT", False]],
-        "roles": [["naap_app", True, False, False, False, False, False]],
+        "roles": [
+            [
+                "naap_app",
+                True,
+                False,
+                False,
+                False,
+                False,
+                False,
+                20,
+                ["statement_timeout=30000"],
+                ["idle_in_transaction_session_timeout=0"],
+            ]
+        ],
         "memberships": [["naap_app", "public_rw", False, None, None, None]],
         "schemas": [["public", "naap_owner", [["public_rw", "USAGE", False]]]],
         "relations": [["public", "items", "r", "naap_owner", [], False]],
@@ -680,6 +736,9 @@ def test_parse_ignores_nothing_it_reads() -> None:
     }
     live = verify_module.parse_live_state(document)
     assert live.roles["naap_app"].login is True
+    assert live.roles["naap_app"].connection_limit == 20
+    assert live.roles["naap_app"].settings == ("statement_timeout=30000",)
+    assert live.roles["naap_app"].database_settings == ("idle_in_transaction_session_timeout=0",)
     assert live.memberships[0].confers_rights  # before PostgreSQL 16: no options column
     assert [o.keyword for o in live.objects] == ["TABLE", "PROCEDURE"]
     assert live.objects[1].grant_keyword == "PROCEDURE"
