@@ -138,4 +138,6 @@ def root_certificate() -> str | None:
     """The CA bundle to verify RDS with: $NAAPDB_SSLROOTCERT, else the one
     the Lambda's zip ships; None leaves it to libpq ($PGSSLROOTCERT, then
     ~/.postgresql/root.crt)."""
-    return os.environ.get(SSLROOTCERT_VARIABLE) or (str(BUNDLED_CA) if BUNDLED_CA.is_file() else None)
+    return os.environ.get(SSLROOTCERT_VARIABLE) or (
+        str(BUNDLED_CA) if BUNDLED_CA.is_file() else None
+    )
