@@ -158,10 +158,21 @@ def test_a_read_of_another_plugins_schema_widens(
     assert "logins added" not in out
 
 
+def roomy_limits(repo: Path) -> None:
+    """A ceiling 100 plugins fit (issue 14's budget stops any catalogue that
+    does not fit its server, at either side of a diff)."""
+    path = repo / "Pulumi.dev.yaml"
+    doc = yaml.safe_load(path.read_text())
+    doc["config"]["naap-db:limits"]["plugins"]["connections"] = 1
+    doc["config"]["naap-db:limits"]["maxConnections"] = 1000
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+
+
 @pytest.mark.parametrize("size", [1, 8, 100])
 def test_catalogues_of_1_8_and_100_plugins(
     repo: Path, size: int, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    roomy_limits(repo)
     set_catalogue(repo, synthetic(size))
     git(repo, "commit", "-q", "-am", f"{size} plugins")
     code, out, _ = run_diff(repo, capsys, "--stack", "dev", "--base", "HEAD")
