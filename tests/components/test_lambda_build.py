@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from components import lambda_build
-from tests.harness import ROOT
+from tests.harness import ROOT, pin_the_bundle
 
 FUNCTION = "aws:lambda/function:Function"
 
@@ -30,14 +30,6 @@ def fake_wheels(directory: Path) -> Path:
     with zipfile.ZipFile(directory / "psycopg-3.3.9-py3-none-any.whl", "w") as wheel:
         wheel.writestr("psycopg/__init__.py", "")
     return directory
-
-
-def pin_the_bundle(root: Path) -> None:
-    """The pin a maintainer commits once (scripts/rds-ca-bundle.sha256), here
-    of the suite's stand-in bundle (NAAPDB_RDS_CA_BUNDLE, tests/conftest.py)."""
-    bundle = Path(os.environ[lambda_build.CA_BUNDLE_VARIABLE]).read_bytes()
-    pin = root / "scripts" / "rds-ca-bundle.sha256"
-    pin.write_text(f"{hashlib.sha256(bundle).hexdigest()}  global-bundle.pem\n")
 
 
 def checkout_copy(root: Path) -> Path:
