@@ -418,3 +418,16 @@ def pin_the_bundle(root: Path) -> None:
     bundle = Path(os.environ["NAAPDB_RDS_CA_BUNDLE"]).read_bytes()
     pin = root / "scripts" / "rds-ca-bundle.sha256"
     pin.write_text(f"{hashlib.sha256(bundle).hexdigest()}  global-bundle.pem\n")
+
+
+def stack_overrides(stack: str, lambda_zip: Path, **extra: Any) -> dict[str, Any]:
+    """The stack's own config plus `extra`, prod's Lambda archive pointed at
+    the suite's stand-in zip (tests/conftest.py)."""
+    found: dict[str, Any] = dict(extra)
+    if stack == "prod":
+        doc = yaml.safe_load((ROOT / "Pulumi.prod.yaml").read_text())
+        found["naap-db:credentials"] = {
+            **doc["config"]["naap-db:credentials"],
+            "lambdaArchive": str(lambda_zip),
+        }
+    return found

@@ -49,21 +49,12 @@ PROJECT = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
 CATALOGUE: list[dict[str, Any]] = PROJECT["config"]["naap-db:plugins"]["value"]
 
 
-def overrides(stack: str, lambda_zip: Path, **extra: Any) -> dict[str, Any]:
-    """The stack's own config, prod's Lambda archive pointed at the stand-in."""
-    found: dict[str, Any] = dict(extra)
-    if stack == "prod":
-        doc = yaml.safe_load((ROOT / "Pulumi.prod.yaml").read_text())
-        found["naap-db:credentials"] = {
-            **doc["config"]["naap-db:credentials"],
-            "lambdaArchive": str(lambda_zip),
-        }
-    return found
-
-
 @pytest.fixture(scope="module")
 def runs(lambda_zip: Path) -> dict[str, Run]:
-    return {stack: harness.run_program(stack, overrides(stack, lambda_zip)) for stack in STACKS}
+    return {
+        stack: harness.run_program(stack, harness.stack_overrides(stack, lambda_zip))
+        for stack in STACKS
+    }
 
 
 def postgresql_resources(run: Run) -> list[Resource]:
@@ -403,7 +394,9 @@ def test_no_dependency_chain_grows_with_the_catalogue(lambda_zip: Path, stack: s
         roomy = {"maxConnections": 262_143}
         run = harness.run_program(
             stack,
-            overrides(stack, lambda_zip, **{"naap-db:plugins": catalogue, "naap-db:limits": roomy}),
+            harness.stack_overrides(
+                stack, lambda_zip, **{"naap-db:plugins": catalogue, "naap-db:limits": roomy}
+            ),
         )
         access[size] = longest_chain(run, lambda r: r.type.startswith("postgresql:"))
         program[size] = longest_chain(run, lambda r: True)
@@ -468,7 +461,7 @@ def test_removing_a_plugin_keeps_its_data(
     full = runs[stack]
     catalogue = [e for e in CATALOGUE if e["plugin"] != REMOVED_PLUGIN]
     reduced = harness.run_program(
-        stack, overrides(stack, lambda_zip, **{"naap-db:plugins": catalogue})
+        stack, harness.stack_overrides(stack, lambda_zip, **{"naap-db:plugins": catalogue})
     )
     before = {r.urn: r for r in postgresql_resources(full)}
     after = {r.urn: r for r in postgresql_resources(reduced)}

@@ -8,7 +8,6 @@ the container; a budget that does not fit stops the program."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
@@ -23,20 +22,12 @@ CONTAINER = "docker:index/container:Container"
 STACKS = ("dev", "prod")
 
 
-def overrides(stack: str, lambda_zip: Path, **extra: Any) -> dict[str, Any]:
-    found: dict[str, Any] = dict(extra)
-    if stack == "prod":
-        doc = yaml.safe_load((ROOT / "Pulumi.prod.yaml").read_text())
-        found["naap-db:credentials"] = {
-            **doc["config"]["naap-db:credentials"],
-            "lambdaArchive": str(lambda_zip),
-        }
-    return found
-
-
 @pytest.fixture(scope="module")
 def runs(lambda_zip: Path) -> dict[str, Run]:
-    return {stack: harness.run_program(stack, overrides(stack, lambda_zip)) for stack in STACKS}
+    return {
+        stack: harness.run_program(stack, harness.stack_overrides(stack, lambda_zip))
+        for stack in STACKS
+    }
 
 
 @pytest.mark.parametrize("stack", STACKS)
