@@ -87,6 +87,7 @@ Decisions the code below relies on:
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -156,11 +157,17 @@ def scopes(plan: AccessPlan) -> dict[str | None, Scope]:
     (`groups_of`)."""
     by_name = {schema.name: schema for schema in plan.schemas}
     keys: list[str | None] = [None, *by_name]
+    # A schema owner's global default (PUBLIC's EXECUTE revoked on the
+    # functions it creates) belongs with its schema; naap_owner's with the
+    # database, where it always was.
+    schema_of_owner = {s.owner: s.name for s in plan.schemas if s.owner != names.OWNER}
     # Each kind of item is split in one pass (a scan per schema would make
     # the program quadratic in the catalogue).
     roles = _by_schema(plan.roles, lambda role: role.schema)
     grants = _by_schema(plan.grants, lambda grant: grant.schema)
-    defaults = _by_schema(plan.default_privileges, lambda d: d.schema)
+    defaults = _by_schema(
+        plan.default_privileges, lambda d: d.schema or schema_of_owner.get(d.owner)
+    )
     revocations = _by_schema(plan.revocations, lambda revocation: revocation.schema)
     return {
         key: Scope(
@@ -289,7 +296,9 @@ class _Declarer:
                 parent,
                 after,
                 keep=True,
-                ignore_changes=ROTATED_PASSWORD if role.login and self.alternating else None,
+                # An identity's logins only: a schema push login's password
+                # is Pulumi's (derived from the push key) under any rotation.
+                ignore_changes=ROTATED_PASSWORD if self.alternating and role.identity else None,
             ),
         )
         self.roles[role.name] = resource
@@ -390,18 +399,18 @@ class SchemaAccess(pulumi.ComponentResource):
         super().__init__(SCHEMA_ACCESS_TYPE, name, None, opts)
         assert scope.schema is not None
         first = len(declarer.resources)
-        self.schema = declarer.schema(name, self, scope.schema)
         # The provider drops a role after REASSIGN OWNED BY / DROP OWNED BY,
         # and two of those touching the same schema's row at once fail with
         # "tuple concurrently updated" (seen on `pulumi destroy` through the
-        # real engine; docs/engine.md). So the group roles come after the
-        # schema's owner (naap_owner, whose REASSIGN rewrites every schema
-        # row, is then dropped last) and one after the other.
+        # real engine; docs/engine.md). So the schema's roles come one after
+        # the other, its owner first: destroy then drops them in reverse,
+        # the owner (whose REASSIGN rewrites the schema's row) last.
         self.roles = {}
-        previous: list[pulumi.Resource] = declarer._needs(scope.schema.owner)
+        previous: list[pulumi.Resource] = []
         for role in scope.roles:
             self.roles[role.name] = declarer.role(name, self, role, previous)
             previous = [self.roles[role.name]]
+        self.schema = declarer.schema(name, self, scope.schema)
         # One chain per schema (see the module docstring), starting after the
         # schema exists and is owned by naap_owner.
         last: pulumi.Resource = self.schema
@@ -454,16 +463,18 @@ class DatabaseAccess(pulumi.ComponentResource):
         )
         by_schema = scopes(plan)
         database = by_schema.pop(None)
-        # Roles that are members of nothing first (naap_owner: every schema
-        # and default privilege names it; naap_connect, which every identity
-        # is a member of), then the schemas with their group
-        # roles, then the identities and logins, whose `roles` name those
-        # groups (an identity precedes its `_a`/`_b` in the plan).
-        for role in database.roles:
-            if role.name not in declarer.groups_of:
-                declarer.role(name, self, role)
-        self.schemas = {
-            schema.name: SchemaAccess(
+        # Roles that are members of nothing first (naap_owner, naap_connect,
+        # naap_recorder: the push logins are members of the last two), then
+        # each catalogue schema with its roles, then the roles that are
+        # members of those (identities and logins; naap_owner too when the
+        # push is Prisma's), and last naap_meta, whose owner is naap_owner.
+        early = [role for role in database.roles if role.name not in declarer.groups_of]
+        late = [role for role in database.roles if role.name in declarer.groups_of]
+        for role in early:
+            declarer.role(name, self, role, self._after(role, declarer))
+        schema_access = {
+            schema.name: functools.partial(
+                SchemaAccess,
                 f"{name}-{schema.name}",
                 by_schema[schema.name],
                 declarer,
@@ -471,9 +482,12 @@ class DatabaseAccess(pulumi.ComponentResource):
             )
             for schema in plan.schemas
         }
-        for role in database.roles:
-            if role.name in declarer.groups_of:
-                declarer.role(name, self, role)
+        self.schemas = {
+            schema: make() for schema, make in schema_access.items() if schema != names.META_SCHEMA
+        }
+        for role in late:
+            declarer.role(name, self, role, self._after(role, declarer))
+        self.schemas[names.META_SCHEMA] = schema_access[names.META_SCHEMA]()
         # On the database row: PUBLIC's revocation, then the one CONNECT
         # grant (to naap_connect), one after the other and nothing more, so
         # the chain does not grow with the catalogue (module docstring).
@@ -500,6 +514,16 @@ class DatabaseAccess(pulumi.ComponentResource):
                 "owner": names.OWNER,
             }
         )
+
+    @staticmethod
+    def _after(role: Role, declarer: _Declarer) -> list[pulumi.Resource]:
+        """naap_recorder after naap_owner when it can be: `pulumi destroy`
+        drops it first then, so its DROP OWNED (EXECUTE on the recorder) and
+        naap_owner's REASSIGN OWNED (the recorder's owner) never touch the
+        function's row at once."""
+        if role.name == names.RECORDER_GROUP and names.OWNER in declarer.roles:
+            return [declarer.roles[names.OWNER]]
+        return []
 
     def ready_for(self, identity: str) -> list[pulumi.Resource]:
         """What a login of `identity` needs before it can log in and reach

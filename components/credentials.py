@@ -10,7 +10,11 @@ identity, its `_a` login's (the one its secret starts on): `_b` is created
 LOGIN without a password, so nobody can log in as it until the first
 rotation's setSecret gives it one. An idle login stays unusable until it is
 needed, and an identity costs one RandomPassword. Afterwards the rotation
-Lambda owns both passwords (`components/rotation.py`)."""
+Lambda owns both passwords (`components/rotation.py`).
+
+The schema push logins (`<schema>_migrator`) get no RandomPassword each:
+their passwords derive from one generated push key (`naapdb.pushkey`),
+which the push hook receives as a secret, whatever the rotation."""
 
 from __future__ import annotations
 
@@ -22,7 +26,8 @@ import pulumi_random as random
 
 from components.rotation import IdentitySecrets
 from components.server import DatabaseServer
-from naapdb.plan import Rotation
+from naapdb import pushkey
+from naapdb.plan import SCHEMA_MIGRATOR, Rotation
 from naapdb.settings import StackSettings
 
 # Letters and digits only: safe unescaped in a URL, a libpq key=value string
@@ -41,6 +46,10 @@ class Credentials(pulumi.ComponentResource):
     (secret), for the logins of `passwords`."""
     secret_arns: dict[str, pulumi.Output[str]]
     """Identity -> ARN of its Secrets Manager secret (alternating rotation only)."""
+    push_key: pulumi.Output[str]
+    """The key the schema push logins' passwords derive from (secret)."""
+    push_passwords: dict[str, pulumi.Output[str]]
+    """Schema push login -> its derived password (secret)."""
 
     def __init__(
         self,
@@ -61,6 +70,19 @@ class Credentials(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self),
             )
             self.passwords[role.name] = pulumi.Output.secret(password.result)
+        key = random.RandomPassword(
+            f"{name}-push-key",
+            length=credentials.password_length,
+            special=PASSWORD_SPECIAL,
+            keepers={"role": pushkey.PUSH_KEY_OUTPUT, "epoch": str(credentials.epoch)},
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.push_key = pulumi.Output.secret(key.result)
+        self.push_passwords = {
+            role.name: _derived(self.push_key, role.name, credentials.epoch_of(role.name))
+            for role in settings.plan.roles
+            if role.purpose == SCHEMA_MIGRATOR
+        }
         self.connection_urls = pulumi.Output.secret(
             pulumi.Output.all(server.host, server.port, server.database, self.passwords).apply(
                 lambda args: connection_urls(
@@ -91,6 +113,13 @@ class Credentials(pulumi.ComponentResource):
                 "secret_arns": self.secret_arns,
             }
         )
+
+
+def _derived(key: pulumi.Output[str], login: str, epoch: int) -> pulumi.Output[str]:
+    """A schema push login's password (secret), derived from the push key."""
+    return pulumi.Output.secret(
+        key.apply(lambda value: pushkey.login_password(value, login, epoch))
+    )
 
 
 def connection_url(

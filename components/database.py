@@ -6,11 +6,13 @@ from __future__ import annotations
 import pulumi
 
 from components.access import DatabaseAccess
+from components.adopt import OwnershipAdoption
 from components.credentials import Credentials
 from components.push import SchemaPush
 from components.rotation import PasswordRotation
 from components.server import DatabaseServer
 from naapdb.plan import Rotation
+from naapdb.pushkey import PUSH_KEY_OUTPUT
 from naapdb.settings import StackSettings
 
 
@@ -26,7 +28,11 @@ class NaapDatabase(pulumi.ComponentResource):
         self.server = DatabaseServer(f"{name}-server", settings, child)
         self.credentials = Credentials(f"{name}-credentials", settings, self.server, child)
         self.access = DatabaseAccess(
-            f"{name}-access", settings, self.server.provider, self.credentials.passwords, child
+            f"{name}-access",
+            settings,
+            self.server.provider,
+            {**self.credentials.passwords, **self.credentials.push_passwords},
+            child,
         )
         self.rotation: PasswordRotation | None = None
         if settings.credentials.rotation is Rotation.ALTERNATING:
@@ -39,6 +45,13 @@ class NaapDatabase(pulumi.ComponentResource):
                 ready_for=self.access.ready_for,
                 opts=child,
             )
+        # Every object of a schema to its owner (an old deployment, or one
+        # brought back after `pulumi destroy`), before any file runs.
+        # Waiting for the frontier is waiting for every access resource,
+        # without handing the SDK 15 dependencies a plugin.
+        self.adoption = OwnershipAdoption(
+            f"{name}-adopt", settings, self.server, self.access.frontier, child
+        )
         self.push: SchemaPush | None = None
         if settings.push.mode != "off":
             self.push = SchemaPush(
@@ -46,9 +59,7 @@ class NaapDatabase(pulumi.ComponentResource):
                 settings,
                 self.server,
                 self.credentials,
-                # Waiting for the frontier is waiting for every access
-                # resource, without handing the SDK 15 dependencies a plugin.
-                self.access.frontier,
+                [self.adoption.command],
                 child,
             )
         self.register_outputs({"host": self.server.host, "port": self.server.port})
@@ -69,5 +80,8 @@ def export_outputs(database: NaapDatabase) -> None:
     pulumi.export("schemas", [schema.name for schema in plan.schemas])
     pulumi.export("login_roles", [role.name for role in plan.login_roles])
     pulumi.export("connection_urls", database.credentials.connection_urls)
+    # For a push run by hand (NAAPDB_PUSH_KEY): each schema's push login's
+    # password derives from it.
+    pulumi.export(PUSH_KEY_OUTPUT, database.credentials.push_key)
     if database.credentials.secret_arns:
         pulumi.export("secret_arns", database.credentials.secret_arns)

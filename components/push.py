@@ -10,8 +10,12 @@ the migrator. What it decides:
   tree runs nothing;
 - how it connects: `DATABASE_URL` (single rotation) or
   `NAAPDB_DATABASE_SECRET_ID` (alternating rotation, whose current login only
-  Secrets Manager knows after the first rotation) in a secret `environment`;
-  never on the command line;
+  Secrets Manager knows after the first rotation) for the orchestrating
+  migrator, and `NAAPDB_PUSH_KEY`, from which each schema's push login's
+  password derives, in a secret `environment`; never on the command line;
+- when, relative to the rest: after the access layer and after the admin's
+  adoption (`components/adopt.py`), so every object already has its
+  schema's owner when a schema's login runs its files;
 - what it may print: only the push's own lines (file names and durations,
   never the URL); `stdout`/`stderr` are secret outputs all the same.
 """
@@ -34,6 +38,7 @@ from naapdb import names, trust
 from naapdb.plan import Rotation
 from naapdb.prisma import PrismaSchemaError, find_schema_file
 from naapdb.push import SECRET_ID_VARIABLE
+from naapdb.pushkey import PUSH_KEY_VARIABLE
 from naapdb.settings import PushSettings, StackSettings
 
 PUSH_TYPE = "naap:database:SchemaPush"
@@ -82,15 +87,22 @@ class SchemaPush(pulumi.ComponentResource):
         self.register_outputs({"mode": push.mode, "source_hash": self.source_hash})
 
 
+def naapdb_command(command: str, stack: str, *arguments: str) -> str:
+    """The shell command a hook runs from the project root: `python -m
+    naapdb COMMAND --stack STACK ...` with the program's own interpreter."""
+    program = [portable(Path(sys.executable)), "-m", "naapdb", command, "--stack", stack]
+    return shlex.join([*program, *arguments])
+
+
 def push_command(settings: StackSettings) -> str:
-    """The shell command the hook runs, from the project root."""
-    arguments = [_portable(Path(sys.executable)), "-m", "naapdb", "push", "--stack", settings.stack]
-    push = settings.push
+    """The shell command the push hook runs, from the project root."""
+    return naapdb_command("push", settings.stack, *_source_arguments(settings.push))
+
+
+def _source_arguments(push: PushSettings) -> list[str]:
     if push.mode == "prisma" and push.prisma_dir:
-        arguments += ["--prisma", _portable(_project_path(push.prisma_dir))]
-    else:
-        arguments += ["--source", _portable(_project_path(push.source))]
-    return shlex.join(arguments)
+        return ["--prisma", portable(_project_path(push.prisma_dir))]
+    return ["--source", portable(_project_path(push.source))]
 
 
 def source_hash(push: PushSettings) -> str:
@@ -124,7 +136,9 @@ def _environment(
     settings: StackSettings, server: DatabaseServer, credentials: Credentials
 ) -> pulumi.Output[dict[str, str]]:
     """The connection, secret: the migrator's URL, or under alternating
-    rotation the secret that always holds its current login."""
+    rotation the secret that always holds its current login; and the push
+    key the schema push logins' passwords derive from."""
+    key = credentials.push_key
     if settings.credentials.rotation is Rotation.ALTERNATING:
         arns = credentials.secret_arns
         if names.MIGRATOR not in arns:
@@ -136,15 +150,21 @@ def _environment(
         if server.sslrootcert:
             # verify-full against the RDS CA bundle (project-relative, so
             # the input is the same on every checkout).
-            extra[trust.SSLROOTCERT_VARIABLE] = _portable(Path(server.sslrootcert))
-        secret_id = arns[names.MIGRATOR].apply(lambda arn: {SECRET_ID_VARIABLE: arn, **extra})
+            extra[trust.SSLROOTCERT_VARIABLE] = portable(Path(server.sslrootcert))
+        secret_id = pulumi.Output.all(arns[names.MIGRATOR], key).apply(
+            lambda args: {SECRET_ID_VARIABLE: args[0], PUSH_KEY_VARIABLE: args[1], **extra}
+        )
         return pulumi.Output.secret(secret_id)
     password = credentials.passwords[names.MIGRATOR]
     sslmode = server.sslmode
     url = pulumi.Output.all(server.host, server.port, server.database, password).apply(
         lambda args: connection_url(names.MIGRATOR, args[3], args[0], args[1], args[2], sslmode)
     )
-    return pulumi.Output.secret(url.apply(lambda value: {"DATABASE_URL": value}))
+    return pulumi.Output.secret(
+        pulumi.Output.all(url, key).apply(
+            lambda args: {"DATABASE_URL": args[0], PUSH_KEY_VARIABLE: args[1]}
+        )
+    )
 
 
 def _project_path(configured: str) -> Path:
@@ -152,7 +172,7 @@ def _project_path(configured: str) -> Path:
     return path if path.is_absolute() else ROOT / path
 
 
-def _portable(path: Path) -> str:
+def portable(path: Path) -> str:
     """Relative to the project root when inside it, so the command (an input
     of the resource) is the same on every checkout."""
     absolute = path if path.is_absolute() else ROOT / path

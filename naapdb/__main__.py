@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "diff": ("diff", "who gains or loses access between a git revision and the working tree"),
     "verify": ("verify", "compare the live database (DATABASE_URL) with the plan"),
     "push": ("push", "apply the schema migrations as DATABASE_URL's role"),
+    "adopt": ("adopt", "hand every schema's objects to its owner (as the server's admin)"),
     "prisma-check": ("prisma_check", "compare a schema.prisma `schemas` list with the catalogue"),
     "rotate": ("rotate", "rotate one alternating-login secret in Secrets Manager"),
     "dotenv": ("dotenv", "print .env lines from `pulumi stack output --json --show-secrets`"),

@@ -16,7 +16,7 @@ from naapdb.limits import LimitOverride, parse_override
 
 CATALOG_KEY = "naap-db:plugins"
 IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
-ENTRY_KEYS = ("plugin", "schema", "reads", "limits")
+ENTRY_KEYS = ("plugin", "schema", "reads", "limits", "securityDefiners")
 RESERVED_SCHEMAS = frozenset({"information_schema", names.META_SCHEMA})
 
 
@@ -29,6 +29,9 @@ class PluginEntry:
     schema: str
     reads: tuple[str, ...] = ()
     limits: LimitOverride | None = None
+    security_definers: tuple[str, ...] = ()
+    """Functions of its schema that may be SECURITY DEFINER, by name: any
+    other is refused by the push and reported by `verify`."""
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,10 @@ class Catalog:
     """The validated catalogue, in declaration order."""
 
     plugins: tuple[PluginEntry, ...]
+
+    def entry_of(self, schema: str) -> PluginEntry | None:
+        """The entry owning `schema`, or None for a schema outside the catalogue."""
+        return next((entry for entry in self.plugins if entry.schema == schema), None)
 
     @property
     def schemas(self) -> tuple[str, ...]:
@@ -102,7 +109,18 @@ def _parse_entry(item: Any, key: str) -> PluginEntry:
         schema=schema,
         reads=reads,
         limits=None if limits is None else parse_override(limits, f"{key}.limits"),
+        security_definers=_names(item.get("securityDefiners", []), f"{key}.securityDefiners"),
     )
+
+
+def _names(raw: Any, key: str) -> tuple[str, ...]:
+    """A list of function names (lower-case identifiers), each once."""
+    if not isinstance(raw, Sequence) or isinstance(raw, str):
+        raise ConfigError(key, "must be a list of function names, e.g. [refresh_totals]")
+    values = tuple(_identifier(value, f"{key}[{index}]") for index, value in enumerate(raw))
+    if len(set(values)) != len(values):
+        raise ConfigError(key, "lists a function twice")
+    return values
 
 
 def _identifier(value: Any, key: str) -> str:
@@ -163,12 +181,17 @@ def _check_derived_roles(entries: tuple[PluginEntry, ...], key: str) -> None:
     would derive a role another entry (or the platform) already derives."""
     platform_roles = {names.OWNER, names.MIGRATOR, names.APP, names.READONLY}
     platform_roles |= {alt for role in set(platform_roles) for alt in names.alternate_logins(role)}
-    # A group, never a login: no `_a`/`_b` of it exists to collide with.
-    platform_roles.add(names.CONNECT_GROUP)
+    # Groups, never logins: no `_a`/`_b` of them exists to collide with.
+    platform_roles |= {names.CONNECT_GROUP, names.RECORDER_GROUP}
     owners: dict[str, str] = {role: "the platform" for role in platform_roles}
     for index, entry in enumerate(entries):
         derived = {
-            f"{key}[{index}].schema": (names.rw_role(entry.schema), names.ro_role(entry.schema)),
+            f"{key}[{index}].schema": (
+                names.schema_owner(entry.schema),
+                names.rw_role(entry.schema),
+                names.ro_role(entry.schema),
+                names.schema_migrator(entry.schema),
+            ),
             f"{key}[{index}].plugin": (
                 names.plugin_login(entry.plugin),
                 *names.alternate_logins(names.plugin_login(entry.plugin)),

@@ -4,6 +4,8 @@ length checks, the plan, the components and verify can never disagree."""
 from __future__ import annotations
 
 DATABASE = "naap"
+# The platform's own owner: it keeps `naap_meta` (the push's ledger and its
+# recorder). Every catalogue schema has an owner of its own (`schema_owner`).
 OWNER = "naap_owner"
 MIGRATOR = "naap_migrator"
 APP = "naap_app"
@@ -14,7 +16,14 @@ READONLY = "naap_readonly"
 # concurrently updated"), and a chain as long as the catalogue overflowed
 # the Pulumi SDK's recursive dependency walk at 1,000 plugins.
 CONNECT_GROUP = "naap_connect"
+# The NOLOGIN group whose members may call the ledger's recorder: every
+# schema's push login, and nothing else.
+RECORDER_GROUP = "naap_recorder"
 META_SCHEMA = "naap_meta"
+# The push's ledger, and the SECURITY DEFINER function (owned by naap_owner)
+# through which a schema's push login records its own schema's files only.
+LEDGER_TABLE = "schema_migrations"
+RECORDER_FUNCTION = "record_migration"
 PUBLIC = "public"
 
 # PostgreSQL truncates identifiers at NAMEDATALEN - 1 bytes; a truncated role
@@ -25,7 +34,9 @@ MAX_IDENTIFIER_BYTES = 63
 ALTERNATE_SUFFIXES = ("_a", "_b")
 
 # Plugin ids whose login role would be one of the platform's own roles.
-RESERVED_PLUGIN_IDS = frozenset({"owner", "migrator", "app", "readonly", "meta", "connect"})
+RESERVED_PLUGIN_IDS = frozenset(
+    {"owner", "migrator", "app", "readonly", "meta", "connect", "recorder"}
+)
 
 
 def rw_role(schema: str) -> str:
@@ -36,6 +47,17 @@ def rw_role(schema: str) -> str:
 def ro_role(schema: str) -> str:
     """The group role holding read-only rights on a schema."""
     return f"{schema}_ro"
+
+
+def schema_owner(schema: str) -> str:
+    """The NOLOGIN role owning a catalogue schema and every object in it."""
+    return f"{schema}_owner"
+
+
+def schema_migrator(schema: str) -> str:
+    """The login a schema's migration files run under: a member of that
+    schema's owner and of no other, so a file can become no other owner."""
+    return f"{schema}_migrator"
 
 
 def plugin_login(plugin: str) -> str:

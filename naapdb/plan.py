@@ -2,25 +2,29 @@
 `PUBLIC` revocation the access model of DESIGN.md asks for, computed once
 from the catalogue as plain frozen data.
 
+Each catalogue schema is owned by a NOLOGIN role of its own,
+`<schema>_owner`, which owns every object in it and reaches no other
+schema; its files are pushed by the login `<schema>_migrator`, a member of
+that owner and of no other (`naapdb.push`). `naap_owner` keeps only
+`naap_meta`, the push's ledger. So a schema is a boundary for the code that
+creates its objects too, not only for the logins that use them
+(docs/access.md, "The boundary").
+
 Rights on tables, sequences and functions are default privileges only
-(`ALTER DEFAULT PRIVILEGES FOR ROLE naap_owner IN SCHEMA ...`), never
-`GRANT ... ON ALL TABLES IN SCHEMA`: every object of a naap schema is created
-by `naap_owner` (the push runs `SET LOCAL ROLE naap_owner`, prisma mode
-`-c role=naap_owner`), so the defaults give it its rights at creation. The
-ALL-IN-SCHEMA grants only re-granted what the defaults had given, cost five
-resources per plugin and a catalog scan per resource on every refresh.
-`AccessPlan.object_privileges` says what the defaults give, so `verify` still
-checks every existing object's ACL against it.
+(`ALTER DEFAULT PRIVILEGES FOR ROLE <schema>_owner IN SCHEMA ...`), never
+`GRANT ... ON ALL TABLES IN SCHEMA`: every object of a schema is created by
+its owner (the push runs `SET LOCAL ROLE <schema>_owner`), so the defaults
+give it its rights at creation. `AccessPlan.object_privileges` says what
+the defaults give, so `verify` still checks every existing object's ACL.
 
 CONNECT on the database is granted once, to the NOLOGIN group
-`naap_connect`, and every login identity is a member of it (under
-alternating rotation the `_a`/`_b` logins reach it through their identity).
-One GRANT on the database's row instead of one per identity: GRANTs on one
-catalogue row must run one after another ("tuple concurrently updated"), so
-per-identity CONNECT made a dependency chain as long as the catalogue, which
-the Pulumi SDK's recursive cycle check could not walk at 1,000 plugins. It
-also costs one resource fewer per plugin, and "may this role connect" is a
-membership, which the Role resources read back and police like every other.
+`naap_connect`, and every login is a member of it (under alternating
+rotation the `_a`/`_b` logins reach it through their identity). One GRANT
+on the database's row instead of one per identity: GRANTs on one catalogue
+row must run one after another ("tuple concurrently updated"), so
+per-identity CONNECT made a dependency chain as long as the catalogue,
+which the Pulumi SDK's recursive cycle check could not walk at 1,000
+plugins.
 
 The Pulumi components declare resources from this plan, `plan --format sql`
 prints it, `verify` compares a live database with it, and the tests hold all
@@ -30,7 +34,7 @@ three to it: one source of truth, in deterministic order (the catalogue's).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from naapdb import names
@@ -128,13 +132,18 @@ class Revocation:
 
 @dataclass(frozen=True)
 class SchemaPlan:
-    """A schema owned by `naap_owner`; `plugin` None for the platform's own."""
+    """A schema and its owner: a catalogue schema's own `<schema>_owner`,
+    `naap_owner` for the platform's `naap_meta` (`plugin` None)."""
 
     name: str
     plugin: str | None
     owner: str = names.OWNER
     rw_role: str | None = None
     ro_role: str | None = None
+    migrator: str | None = None
+    """The login its files are pushed as (catalogue schemas only)."""
+    security_definers: tuple[str, ...] = ()
+    """Functions allowed to be SECURITY DEFINER here, by name."""
 
 
 @dataclass(frozen=True)
@@ -215,27 +224,51 @@ class AccessPlan:
 
 
 IDENTITY_PURPOSES = frozenset({"migrator", "plugin", "app", "readonly"})
+SCHEMA_OWNER = "schema-owner"
+SCHEMA_MIGRATOR = "schema-migrator"
 
 
 def build_plan(
     catalog: Catalog,
     rotation: Rotation = Rotation.SINGLE,
     limits: LimitSettings | None = None,
+    prisma: bool = False,
 ) -> AccessPlan:
     """Derive the access plan of DESIGN.md from a validated catalogue;
-    `limits` None takes the built-in defaults."""
+    `limits` None takes the built-in defaults. `prisma`: the push runs
+    `prisma db push` once for every schema, as `naap_owner`, which then is a
+    member of every schema's owner (docs/push.md says what that costs)."""
     schemas = _schemas(catalog)
     identities = _identities(catalog)
     limits_of = _identity_limits(catalog, limits or LimitSettings())
+    # A schema's push login carries the migrator's timeouts; the push uses
+    # one connection per schema, one schema at a time.
+    push_limits = replace(limits_of[names.MIGRATOR], connections=1)
     roles = [
         Role(names.OWNER, login=False, purpose="owner"),
         Role(names.CONNECT_GROUP, login=False, purpose="connect"),
+        Role(names.RECORDER_GROUP, login=False, purpose="recorder"),
     ]
     memberships: list[Membership] = []
     for plan_schema in schemas:
-        if plan_schema.rw_role and plan_schema.ro_role:
-            roles.append(Role(plan_schema.rw_role, False, "rw", schema=plan_schema.name))
-            roles.append(Role(plan_schema.ro_role, False, "ro", schema=plan_schema.name))
+        if plan_schema.migrator is None:
+            continue
+        assert plan_schema.rw_role and plan_schema.ro_role
+        name = plan_schema.name
+        roles.append(Role(plan_schema.owner, False, SCHEMA_OWNER, schema=name))
+        roles.append(Role(plan_schema.rw_role, False, "rw", schema=name))
+        roles.append(Role(plan_schema.ro_role, False, "ro", schema=name))
+        roles.append(
+            Role(plan_schema.migrator, True, SCHEMA_MIGRATOR, schema=name, limits=push_limits)
+        )
+        memberships.extend(
+            Membership(plan_schema.migrator, group)
+            for group in (names.CONNECT_GROUP, plan_schema.owner, names.RECORDER_GROUP)
+        )
+    if prisma:
+        memberships.extend(
+            Membership(names.OWNER, schema.owner) for schema in schemas if schema.migrator
+        )
     for identity, purpose, groups in identities:
         alternating = rotation is Rotation.ALTERNATING
         own = None if alternating else limits_of[identity]
@@ -273,12 +306,19 @@ def _schemas(catalog: Catalog) -> tuple[SchemaPlan, ...]:
         SchemaPlan(
             name=entry.schema,
             plugin=entry.plugin,
+            owner=names.schema_owner(entry.schema),
             rw_role=names.rw_role(entry.schema),
             ro_role=names.ro_role(entry.schema),
+            migrator=names.schema_migrator(entry.schema),
+            security_definers=entry.security_definers,
         )
         for entry in catalog.plugins
     )
-    return (*plugin_schemas, SchemaPlan(name=names.META_SCHEMA, plugin=None))
+    # naap_meta's one SECURITY DEFINER function is the ledger's recorder.
+    meta = SchemaPlan(
+        name=names.META_SCHEMA, plugin=None, security_definers=(names.RECORDER_FUNCTION,)
+    )
+    return (*plugin_schemas, meta)
 
 
 def _identities(catalog: Catalog) -> list[tuple[str, str, tuple[str, ...]]]:
@@ -319,16 +359,33 @@ def _grants(schemas: tuple[SchemaPlan, ...]) -> Iterator[Grant]:
     for schema in schemas:
         for role, _ in _group_rights(schema):
             yield Grant(role, "schema", ("USAGE",), schema.name)
+        if schema.name == names.META_SCHEMA:
+            # The push logins reach the recorder, never the ledger itself;
+            # naap_readonly reads the ledger (verify, backups).
+            yield Grant(names.RECORDER_GROUP, "schema", ("USAGE",), schema.name)
+            yield Grant(names.READONLY, "schema", ("USAGE",), schema.name)
 
 
 def _default_privileges(schemas: tuple[SchemaPlan, ...]) -> Iterator[DefaultPrivilege]:
     # PostgreSQL gives EXECUTE on every new function to PUBLIC; take that
-    # back for naap_owner's functions so only the plan's roles may call them.
+    # back for every owner's functions so only the plan's roles may call them.
+    # (A global default: PostgreSQL has no per-schema revocation.)
     yield DefaultPrivilege("public", "function", ())
     for schema in schemas:
+        if schema.owner != names.OWNER:
+            yield DefaultPrivilege("public", "function", (), owner=schema.owner)
         for role, privileges in _group_rights(schema):
             for object_type, object_privileges in privileges.items():
-                yield DefaultPrivilege(role, object_type, object_privileges, schema.name)
+                yield DefaultPrivilege(
+                    role, object_type, object_privileges, schema.name, owner=schema.owner
+                )
+        if schema.name == names.META_SCHEMA:
+            yield DefaultPrivilege(
+                names.RECORDER_GROUP, "function", ("EXECUTE",), schema.name, owner=schema.owner
+            )
+            yield DefaultPrivilege(
+                names.READONLY, "table", ("SELECT",), schema.name, owner=schema.owner
+            )
 
 
 def _object_rights(

@@ -299,5 +299,11 @@ def prisma_environment(base: Mapping[str, str], database_url: str) -> dict[str, 
 
 
 def _without_database_url(base: Mapping[str, str]) -> dict[str, str]:
-    dropped = {"DATABASE_URL", "DIRECT_URL", "NAAPDB_DATABASE_SECRET_ID", "PGPASSWORD"}
+    dropped = {
+        "DATABASE_URL",
+        "DIRECT_URL",
+        "NAAPDB_DATABASE_SECRET_ID",
+        "NAAPDB_PUSH_KEY",
+        "PGPASSWORD",
+    }
     return {key: value for key, value in base.items() if key not in dropped}

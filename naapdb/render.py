@@ -7,7 +7,6 @@ import json
 from dataclasses import asdict
 from typing import Any
 
-from naapdb import names
 from naapdb.limits import Budget, format_duration
 from naapdb.plan import AccessPlan, Grant, Role
 
@@ -54,7 +53,7 @@ def plan_to_json(plan: AccessPlan, budget: Budget | None = None) -> str:
 
 def plan_to_text(plan: AccessPlan, budget: Budget | None = None) -> str:
     """One table per schema (who may do what: USAGE on the schema, and the
-    rights naap_owner's default privileges give every table, sequence and
+    rights its owner's default privileges give every table, sequence and
     function in it), then the roles."""
     lines = [f"database {plan.database}  (rotation: {plan.rotation.value})", ""]
     # Indexed once, so the text stays linear in the catalogue (a scan of every
@@ -76,7 +75,7 @@ def plan_to_text(plan: AccessPlan, budget: Budget | None = None) -> str:
         width = max((len(grantee) for grantee, _, _ in rows), default=0)
         for grantee, object_type, privileges in rows:
             lines.append(f"  {grantee:<{width}}  {object_type:<9} {', '.join(privileges)}")
-        for group in (schema.rw_role, schema.ro_role):
+        for group in (schema.owner, schema.rw_role, schema.ro_role):
             if group:
                 lines.append(f"  {group} members: {', '.join(members_of.get(group, [])) or '-'}")
         lines.append("")
@@ -85,7 +84,7 @@ def plan_to_text(plan: AccessPlan, budget: Budget | None = None) -> str:
     for role in plan.roles:
         login = "LOGIN  " if role.login else "NOLOGIN"
         lines.append(
-            f"  {role.name:<{width}}  {login}  {role.purpose:<8} member of: "
+            f"  {role.name:<{width}}  {login}  {role.purpose:<15} member of: "
             f"{', '.join(member_of.get(role.name, [])) or '-'}"
         )
     # CONNECT is granted once, to a group; who may connect is its members.
@@ -95,8 +94,8 @@ def plan_to_text(plan: AccessPlan, budget: Budget | None = None) -> str:
     ]
     lines += ["", f"database {plan.database}: CONNECT to {', '.join(connect)}; PUBLIC revoked"]
     lines.append(
-        "tables, sequences and functions: rights from the default privileges of "
-        f"{names.OWNER}, which creates them all"
+        "tables, sequences and functions: rights from the default privileges of their "
+        "schema's owner, which creates them all (its files run as its own push login)"
     )
     lines += ["", *_limits_lines(plan.login_roles, budget)]
     return "\n".join(lines) + "\n"

@@ -50,8 +50,8 @@ class Rights:
 
 def rights_of(plan: AccessPlan) -> Rights:
     """Each identity's widest level per schema, through its memberships
-    (followed transitively: an identity reaches `naap_owner`, a group role,
-    or another role that does)."""
+    (followed transitively: an identity reaches a schema's owner, a group
+    role, or another role that does)."""
     groups_of: dict[str, list[str]] = {}
     for membership in plan.memberships:
         groups_of.setdefault(membership.member, []).append(membership.group)
@@ -61,12 +61,19 @@ def rights_of(plan: AccessPlan) -> Rights:
             grants_of_group[schema.rw_role] = (schema.name, Level.RW)
         if schema.ro_role:
             grants_of_group[schema.ro_role] = (schema.name, Level.RO)
-    owned = {schema.name for schema in plan.schemas if schema.owner == names.OWNER}
+    owned: dict[str, list[str]] = {}
+    for schema in plan.schemas:
+        owned.setdefault(schema.owner, []).append(schema.name)
     levels: dict[tuple[str, str], Level] = {}
-    for identity in plan.identities:
+    # The identities, then each schema's push login: it owns its schema.
+    logins = (
+        *plan.identities,
+        *(schema.migrator for schema in plan.schemas if schema.migrator is not None),
+    )
+    for identity in logins:
         for group in _reached(identity, groups_of):
-            if group == names.OWNER:
-                for schema_name in owned:
+            if group in owned:
+                for schema_name in owned[group]:
                     levels[(identity, schema_name)] = Level.OWN
             elif group in grants_of_group:
                 schema_name, level = grants_of_group[group]
@@ -77,7 +84,7 @@ def rights_of(plan: AccessPlan) -> Rights:
         names.plugin_login(schema.plugin): schema.name for schema in plan.schemas if schema.plugin
     }
     return Rights(
-        identities=plan.identities,
+        identities=logins,
         schemas=tuple(schema.name for schema in plan.schemas),
         own_schema=own_schema,
         levels=levels,

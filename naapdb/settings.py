@@ -21,7 +21,7 @@ from naapdb import names
 from naapdb.catalog import CATALOG_KEY, Catalog, parse_catalog
 from naapdb.errors import ConfigError
 from naapdb.limits import Budget, LimitSettings, ceiling_for, parse_limit_settings
-from naapdb.plan import AccessPlan, Rotation, build_plan
+from naapdb.plan import SCHEMA_MIGRATOR, AccessPlan, Rotation, build_plan
 from naapdb.rds_options import check_rds_operations
 
 NAMESPACE = "naap-db"
@@ -194,7 +194,9 @@ class StackSettings:
     @cached_property
     def plan(self) -> AccessPlan:
         """The access plan, computed once per stack."""
-        return build_plan(self.catalog, self.credentials.rotation, self.limits)
+        return build_plan(
+            self.catalog, self.credentials.rotation, self.limits, prisma=self.push.mode == "prisma"
+        )
 
     @cached_property
     def budget(self) -> Budget:
@@ -539,7 +541,10 @@ def _check_epoch_roles(settings: StackSettings) -> None:
     plan = settings.plan
     # Epochs feed the generated passwords' keepers: those of each identity's
     # first login. `<identity>_b` (alternating) has none; rotation sets it.
-    known = {role.name for role in plan.first_logins} | set(plan.identities)
+    # A schema push login's password derives from the push key and its own
+    # epoch, under any rotation (naapdb.pushkey).
+    push_logins = {role.name for role in plan.roles if role.purpose == SCHEMA_MIGRATOR}
+    known = {role.name for role in plan.first_logins} | set(plan.identities) | push_logins
     idle = {role.name for role in plan.login_roles} - known
     server = settings.server
     if isinstance(server, ContainerServer):
@@ -566,7 +571,11 @@ def _check_epoch_roles(settings: StackSettings) -> None:
                 f"{NAMESPACE}:credentials.epochs.{role}",
                 "is not a login role of this stack's plan",
             )
-        if settings.credentials.rotation is Rotation.ALTERNATING and role != server.admin_user:
+        if (
+            settings.credentials.rotation is Rotation.ALTERNATING
+            and role != server.admin_user
+            and role not in push_logins
+        ):
             raise ConfigError(
                 f"{NAMESPACE}:credentials.epochs.{role}",
                 "does nothing under alternating rotation (Pulumi ignores these logins' "

@@ -9,8 +9,8 @@ it to a real server and probe every role's rights.
 CONNECT on the database is one grant, to the group `naap_connect`; the
 login identities are its members (`naapdb.plan`). Tables, sequences and
 functions get their rights from the default privileges only, never from
-`GRANT ... ON ALL TABLES IN SCHEMA`: naap_owner creates every object of a
-naap schema, so the defaults cover them all (see `naapdb.plan`).
+`GRANT ... ON ALL TABLES IN SCHEMA`: each schema's owner creates every
+object of its schema, so the defaults cover them all (see `naapdb.plan`).
 
 It is re-runnable: roles and memberships are created in `DO` blocks that
 look first, schemas with `IF NOT EXISTS`, and GRANT/REVOKE/ALTER are
@@ -50,7 +50,7 @@ def plan_to_sql(plan: AccessPlan) -> str:
     sections: list[tuple[str, Iterable[sql.Composable]]] = [
         ("refuse to run anywhere but the database the plan is for", [_guard(plan.database)]),
         ("roles (passwords are set by `pulumi up` / rotation, never here)", _roles(plan.roles)),
-        ("schemas, every one owned by naap_owner (public taken over)", _schemas(plan)),
+        ("schemas, each owned by its own owner (public taken over)", _schemas(plan)),
         ("memberships", (_membership(m) for m in plan.memberships)),
         ("PUBLIC loses what PostgreSQL gives it (the database, public)", _revocations(plan)),
         (
@@ -59,7 +59,7 @@ def plan_to_sql(plan: AccessPlan) -> str:
             (_grant(plan.database, grant) for grant in plan.grants),
         ),
         (
-            "default privileges for objects naap_owner creates later",
+            "default privileges for objects each schema's owner creates later",
             (_default_privilege(default) for default in plan.default_privileges),
         ),
     ]

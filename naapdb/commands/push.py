@@ -1,9 +1,11 @@
 """`push [--source DIR] [--stack S] [--prisma DIR] [--dry-run]`: the schema push.
 
 Connects as the migrator from `DATABASE_URL` (or, with alternating rotation, the
-Secrets Manager secret named by `NAAPDB_DATABASE_SECRET_ID`); never from argv.
-Prints one line per applied migration with its duration, `up to date` when
-nothing was new. Exit 0 on success, 2 on any stop (nothing half-applied)."""
+Secrets Manager secret named by `NAAPDB_DATABASE_SECRET_ID`), and runs each
+schema's files as that schema's push login, whose password derives from
+`NAAPDB_PUSH_KEY`; never from argv. Prints one line per applied migration
+with its duration, `up to date` when nothing was new. Exit 0 on success, 2
+on any stop (nothing half-applied)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from naapdb.commands import add_project_argument
 
@@ -54,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
     root = args.project or find_project_root()
     stack = push.stack_name(args.stack)
     mode, source_dir, prisma_dir = "sql", push.DEFAULT_SOURCE, None
+    epochs: dict[str, int] = {}
     if stack:
         from naapdb.stackfiles import load_stack_settings
 
@@ -64,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
             settings.push.source,
             settings.push.prisma_dir,
         )
+        epochs = dict(settings.credentials.epochs)
     else:
         # Pulumi.yaml alone: the settings layer is not imported, so a no-op push starts fast.
         catalog = push.project_catalog(root)
@@ -72,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     if mode == "off" and args.source is None:
         print(f"push is off for stack {stack} (naap-db:push.mode); nothing to do")
         return 0
-    return _sql(args.source or _under(root, source_dir), catalog, args.dry_run)
+    return _sql(args.source or _under(root, source_dir), catalog, args.dry_run, stack, epochs)
 
 
 def _under(root: Path, configured: str) -> Path:
@@ -87,10 +91,12 @@ def _under(root: Path, configured: str) -> Path:
         return path
 
 
-def _sql(source: Path, catalog: Catalog, dry_run: bool) -> int:
+def _sql(
+    source: Path, catalog: Catalog, dry_run: bool, stack: str | None, epochs: dict[str, int]
+) -> int:
     import psycopg
 
-    from naapdb import push
+    from naapdb import push, pushkey
     from naapdb.connection import connect, one_line, redact
 
     started = time.perf_counter()
@@ -99,20 +105,29 @@ def _sql(source: Path, catalog: Catalog, dry_run: bool) -> int:
     except push.PushError as error:
         return _stop(str(error))
     url = push.resolve_database_url()
+
+    def connect_schema(schema: str) -> psycopg.Connection[Any]:
+        # The key is read only when a schema has files to apply: a no-op or
+        # dry-run push needs none.
+        key = pushkey.push_key(stack=stack)
+        connector = push.schema_connector(url, key, lambda login: epochs.get(login, 0))
+        return connector(schema)
+
     try:
         with connect(url, autocommit=True) as connection:
             result = push.push(
                 connection,
                 migrations,
                 catalog,
+                connect_schema=connect_schema,
                 dry_run=dry_run,
                 on_applied=_print_applied,
                 on_wait=lambda: print(
                     "another push holds the lock; waiting for it", file=sys.stderr, flush=True
                 ),
             )
-    except push.PushError as error:
-        return _stop(str(error))
+    except (push.PushError, pushkey.PushKeyError) as error:
+        return _stop(redact(str(error), url))
     except psycopg.Error as error:
         return _stop(redact(one_line(error), url))
     if dry_run:
@@ -143,8 +158,12 @@ def _prisma(prisma_dir: Path, catalog: Catalog, dry_run: bool) -> int:
     import os
     import subprocess
 
+    import psycopg
+
     from naapdb import names, prisma, push
-    from naapdb.connection import connect, redact
+    from naapdb.adopt import adopt
+    from naapdb.connection import connect, one_line, redact
+    from naapdb.plan import build_plan
 
     try:
         schema_file = prisma.find_schema_file(prisma_dir)
@@ -175,9 +194,22 @@ def _prisma(prisma_dir: Path, catalog: Catalog, dry_run: bool) -> int:
             capture_output=True,
             text=True,
         )
-    for stream, text in ((sys.stdout, result.stdout), (sys.stderr, result.stderr)):
-        if text:
-            stream.write(redact(text, url))
-    if result.returncode != 0:
-        return _stop(f"`{' '.join(command)}` failed in {prisma_dir} (exit {result.returncode})")
+        for stream, text in ((sys.stdout, result.stdout), (sys.stderr, result.stderr)):
+            if text:
+                stream.write(redact(text, url))
+        if result.returncode != 0:
+            return _stop(f"`{' '.join(command)}` failed in {prisma_dir} (exit {result.returncode})")
+        # Prisma created every object as naap_owner: each goes to its
+        # schema's owner, with the rights its default privileges give.
+        try:
+            adopted = adopt(connection, build_plan(catalog, prisma=True), acting_as=names.OWNER)
+        except psycopg.Error as error:
+            return _stop(
+                f"handing Prisma's objects to their owners: {redact(one_line(error), url)}"
+            )
+    if adopted.changed:
+        print(
+            f"handed {len(adopted.owners)} objects to their schema's owner, "
+            f"restored {len(adopted.grants)} rights"
+        )
     return 0

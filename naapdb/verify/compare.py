@@ -1,63 +1,51 @@
-"""The drift check: compares the live database with the access plan.
-
-The live state is read with ONE catalog query, whatever the number of
-schemas: a single JSON document built in SQL from `pg_namespace`,
-`pg_roles`, `pg_auth_members`, `pg_class`, `pg_attribute`, `pg_proc`,
-`pg_default_acl` and the exploded ACLs (`aclexplode`) of the database, the
-schemas, the relations, their columns and the routines. Everything else
-happens in Python, against `naapdb.plan`, so the cost on the server stays
-one round trip and the comparison is linear in what it reads.
-
-What counts as drift (each becomes one `Difference` with the SQL that fixes it):
-
-- a schema of the plan missing, or not owned by `naap_owner`; a schema the
-  plan lacks (system and extension schemas aside);
-- a role of the plan missing, with the wrong LOGIN, or holding SUPERUSER,
-  CREATEROLE, CREATEDB, REPLICATION or BYPASSRLS;
-- a login's connection limit or timeouts not the plan's limits
-  (`naapdb.verify_limits`);
-- a membership of the plan missing (or without INHERIT/SET, PostgreSQL 16+),
-  or held WITH ADMIN OPTION; any other membership a plan role holds, or that
-  gives a role outside the plan a plan role's rights;
-- a privilege the plan grants missing on the database (CONNECT, for the
-  group `naap_connect` only: the login identities connect as its members, so
-  an identity out of `naap_connect` is a missing membership, and CONNECT
-  held by any other role is an extra grant) or a schema; on any
-  existing table, sequence or function of a schema, a privilege missing that
-  the schema's default privileges give (`AccessPlan.object_privileges`: the
-  plan has no grants on objects, naap_owner's defaults give every object its
-  rights when it is created); any other privilege held by `PUBLIC`, a plan
-  role, or a role outside the plan, on the database, a plan schema, its
-  objects or their columns (so a hand `GRANT` is drift), and grant options
-  nobody was given;
-- a default privilege of the plan missing; any other default privilege;
-  `PUBLIC`'s built-in EXECUTE on the functions `naap_owner` creates;
-- a table, view, sequence or routine of a plan schema not owned by `naap_owner`.
-
-Not drift: an object owner's own privileges and `naap_owner`'s (the owner
-holds everything by definition); the server's admin roles (roles outside the
-plan with SUPERUSER or CREATEROLE), their memberships and privileges; objects
-that belong to an extension; what lies inside a schema the plan lacks (the
-schema itself is reported). A NULL ACL is read as the built-in default
-(`acldefault`), so `PUBLIC`'s implicit EXECUTE on a function is seen.
-"""
+"""The comparison: every way the live state (`live`) differs from the
+access plan, each a `Difference` with the SQL that fixes it."""
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
-from typing import Any, Protocol
 
 from psycopg import sql
 
 from naapdb import names
 from naapdb.limits import Budget
 from naapdb.plan import AccessPlan
-from naapdb.verify_limits import budget_drift, limit_drift
+from naapdb.verify.limits import budget_drift, limit_drift
+from naapdb.verify.live import (
+    BUILTIN_DEFAULTS,
+    DEFAULT_ACL_TYPES,
+    OBJECT_TYPE_CODES,
+    PUBLIC,
+    AclEntry,
+    CountingConnection,
+    Executor,
+    LiveLedgerRow,
+    LiveMembership,
+    LiveObject,
+    LiveState,
+    read_live_state,
+)
 
-PUBLIC = "public"  # how the query and the plan name the PUBLIC pseudo-role
+PRIVILEGE_ORDER = (
+    "SELECT",
+    "INSERT",
+    "UPDATE",
+    "DELETE",
+    "TRUNCATE",
+    "REFERENCES",
+    "TRIGGER",
+    "MAINTAIN",
+    "USAGE",
+    "EXECUTE",
+    "CREATE",
+    "CONNECT",
+    "TEMPORARY",
+)
+# aclexplode spells privileges as upper-case keywords; anything else is
+# refused rather than pasted into a fix statement.
+PRIVILEGE_WORD = re.compile(r"^[A-Z][A-Z ]*$")
 
 # Kinds of difference, in the order they are listed within a group.
 MISSING_SCHEMA = "missing-schema"
@@ -70,6 +58,9 @@ MISSING_MEMBERSHIP = "missing-membership"
 MEMBERSHIP_OPTION = "membership-option"
 EXTRA_MEMBERSHIP = "extra-membership"
 OBJECT_OWNER = "object-owner"
+SECURITY_DEFINER = "security-definer"
+EVENT_TRIGGER = "event-trigger"
+LEDGER_ROW = "ledger-row"
 MISSING_GRANT = "missing-grant"
 EXTRA_GRANT = "extra-grant"
 MISSING_DEFAULT_PRIVILEGE = "missing-default-privilege"
@@ -86,11 +77,14 @@ KINDS = (
     MEMBERSHIP_OPTION,
     EXTRA_MEMBERSHIP,
     OBJECT_OWNER,
+    SECURITY_DEFINER,
+    EVENT_TRIGGER,
     MISSING_GRANT,
     EXTRA_GRANT,
     MISSING_DEFAULT_PRIVILEGE,
     EXTRA_DEFAULT_PRIVILEGE,
     CONNECTION_BUDGET,
+    LEDGER_ROW,
 )
 
 
@@ -120,378 +114,6 @@ DENIED_ATTRIBUTES = (
     ("bypassrls", "BYPASSRLS"),
 )
 
-# Relation kinds (pg_class.relkind): the plan's object type and the keyword
-# ALTER ... OWNER needs. GRANT ... ON TABLE covers every non-sequence kind.
-RELATION_KINDS: dict[str, tuple[str, str]] = {
-    "r": ("table", "TABLE"),
-    "p": ("table", "TABLE"),
-    "v": ("table", "VIEW"),
-    "m": ("table", "MATERIALIZED VIEW"),
-    "f": ("table", "FOREIGN TABLE"),
-    "S": ("sequence", "SEQUENCE"),
-}
-# Routine kinds (pg_proc.prokind) and their GRANT/ALTER keyword.
-ROUTINE_KINDS = {"f": "FUNCTION", "w": "FUNCTION", "a": "AGGREGATE", "p": "PROCEDURE"}
-# pg_default_acl.defaclobjtype -> (plan object type, keyword of ALTER DEFAULT PRIVILEGES).
-DEFAULT_ACL_TYPES: dict[str, tuple[str, str]] = {
-    "r": ("table", "TABLES"),
-    "S": ("sequence", "SEQUENCES"),
-    "f": ("function", "FUNCTIONS"),
-    "T": ("type", "TYPES"),
-    "n": ("schema", "SCHEMAS"),
-    "L": ("large object", "LARGE OBJECTS"),
-}
-OBJECT_TYPE_CODES = {"table": "r", "sequence": "S", "function": "f"}
-# What PostgreSQL grants to others than the owner when no global default
-# ACL row exists (acldefault): EXECUTE on functions and USAGE on types to PUBLIC.
-BUILTIN_DEFAULTS: dict[str, dict[str, frozenset[str]]] = {
-    "f": {PUBLIC: frozenset({"EXECUTE"})},
-    "T": {PUBLIC: frozenset({"USAGE"})},
-}
-PRIVILEGE_ORDER = (
-    "SELECT",
-    "INSERT",
-    "UPDATE",
-    "DELETE",
-    "TRUNCATE",
-    "REFERENCES",
-    "TRIGGER",
-    "MAINTAIN",
-    "USAGE",
-    "EXECUTE",
-    "CREATE",
-    "CONNECT",
-    "TEMPORARY",
-)
-# aclexplode spells privileges as upper-case keywords; anything else is
-# refused rather than pasted into a fix statement.
-PRIVILEGE_WORD = re.compile(r"^[A-Z][A-Z ]*$")
-
-
-def _acl(expression: str, owner: str) -> str:
-    """SQL for an ACL as a JSON array of [grantee, privilege, grantable],
-    without the owner's own entries; grantee 0 (PUBLIC) as 'public'."""
-    return (
-        "(SELECT coalesce(json_agg(json_build_array("
-        "CASE WHEN a.grantee = 0 THEN 'public' ELSE pg_catalog.pg_get_userbyid(a.grantee) END, "
-        "a.privilege_type, a.is_grantable)), '[]'::json) "
-        f"FROM pg_catalog.aclexplode({expression}) AS a WHERE a.grantee <> {owner})"
-    )
-
-
-def _extension_member(catalog: str, oid: str) -> str:
-    return (
-        "EXISTS (SELECT FROM pg_catalog.pg_depend AS e WHERE e.classid = "
-        f"'pg_catalog.{catalog}'::pg_catalog.regclass AND e.objid = {oid} AND e.deptype = 'e')"
-    )
-
-
-_RELATION_ACL = (
-    "coalesce(c.relacl, pg_catalog.acldefault("
-    "(CASE c.relkind WHEN 'S' THEN 's' ELSE 'r' END)::\"char\", c.relowner))"
-)
-
-# The one query. Static text (no identifier is ever interpolated): the only
-# input is the connection's own database.
-LIVE_STATE_QUERY = f"""
-WITH user_schemas AS (
-    SELECT n.oid, n.nspname, n.nspowner, n.nspacl
-    FROM pg_catalog.pg_namespace AS n
-    WHERE n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'
-      AND NOT {_extension_member("pg_namespace", "n.oid")}
-)
-SELECT json_build_object(
-    'database', pg_catalog.current_database(),
-    'server_version', pg_catalog.current_setting('server_version_num')::int,
-    'max_connections', pg_catalog.current_setting('max_connections')::int,
-    'database_acl', (
-        SELECT {_acl("coalesce(d.datacl, pg_catalog.acldefault('d', d.datdba))", "d.datdba")}
-        FROM pg_catalog.pg_database AS d WHERE d.datname = pg_catalog.current_database()),
-    'roles', (
-        SELECT coalesce(json_agg(json_build_array(r.rolname, r.rolcanlogin, r.rolsuper,
-            r.rolcreaterole, r.rolcreatedb, r.rolreplication, r.rolbypassrls, r.rolconnlimit,
-            coalesce(r.rolconfig, '{{}}'), (
-                SELECT coalesce(s.setconfig, '{{}}') FROM pg_catalog.pg_db_role_setting AS s
-                JOIN pg_catalog.pg_database AS d ON d.oid = s.setdatabase
-                WHERE s.setrole = r.oid AND d.datname = pg_catalog.current_database())
-            ) ORDER BY r.rolname), '[]'::json)
-        FROM pg_catalog.pg_roles AS r WHERE r.rolname !~ '^pg_'),
-    'memberships', (
-        SELECT coalesce(json_agg(json_build_array(m.rolname, g.rolname,
-            o.options -> 'admin_option', o.options -> 'inherit_option',
-            o.options -> 'set_option',
-            CASE WHEN am.grantor <> 10 THEN pg_catalog.pg_get_userbyid(am.grantor) END)
-            ORDER BY g.rolname, m.rolname, am.grantor), '[]'::json)
-        FROM pg_catalog.pg_auth_members AS am
-        JOIN pg_catalog.pg_roles AS m ON m.oid = am.member
-        JOIN pg_catalog.pg_roles AS g ON g.oid = am.roleid
-        CROSS JOIN LATERAL (SELECT pg_catalog.to_jsonb(am) AS options) AS o),
-    'schemas', (
-        SELECT coalesce(json_agg(json_build_array(s.nspname,
-            pg_catalog.pg_get_userbyid(s.nspowner),
-            {_acl("coalesce(s.nspacl, pg_catalog.acldefault('n', s.nspowner))", "s.nspowner")}
-        ) ORDER BY s.nspname), '[]'::json)
-        FROM user_schemas AS s),
-    'relations', (
-        SELECT coalesce(json_agg(json_build_array(s.nspname, c.relname, c.relkind,
-            pg_catalog.pg_get_userbyid(c.relowner),
-            {_acl(_RELATION_ACL, "c.relowner")},
-            c.relkind = 'S' AND EXISTS (
-                SELECT FROM pg_catalog.pg_depend AS t
-                WHERE t.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND t.objid = c.oid
-                  AND t.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
-                  AND t.deptype IN ('a', 'i'))
-        ) ORDER BY s.nspname, c.relname), '[]'::json)
-        FROM pg_catalog.pg_class AS c JOIN user_schemas AS s ON s.oid = c.relnamespace
-        WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
-          AND NOT {_extension_member("pg_class", "c.oid")}),
-    'columns', (
-        SELECT coalesce(json_agg(json_build_array(s.nspname, c.relname, a.attname,
-            {_acl("a.attacl", "c.relowner")}) ORDER BY s.nspname, c.relname, a.attnum),
-            '[]'::json)
-        FROM pg_catalog.pg_attribute AS a
-        JOIN pg_catalog.pg_class AS c ON c.oid = a.attrelid
-        JOIN user_schemas AS s ON s.oid = c.relnamespace
-        WHERE a.attacl IS NOT NULL AND a.attnum > 0 AND NOT a.attisdropped
-          AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
-          AND NOT {_extension_member("pg_class", "c.oid")}),
-    'routines', (
-        SELECT coalesce(json_agg(json_build_array(s.nspname, p.proname,
-            pg_catalog.pg_get_function_identity_arguments(p.oid), p.prokind,
-            pg_catalog.pg_get_userbyid(p.proowner),
-            {_acl("coalesce(p.proacl, pg_catalog.acldefault('f', p.proowner))", "p.proowner")}
-        ) ORDER BY s.nspname, p.proname, p.oid), '[]'::json)
-        FROM pg_catalog.pg_proc AS p JOIN user_schemas AS s ON s.oid = p.pronamespace
-        WHERE NOT {_extension_member("pg_proc", "p.oid")}),
-    'default_acls', (
-        SELECT coalesce(json_agg(json_build_array(
-            pg_catalog.pg_get_userbyid(d.defaclrole), n.nspname, d.defaclobjtype,
-            {_acl("d.defaclacl", "d.defaclrole")})
-            ORDER BY n.nspname NULLS FIRST, d.defaclrole, d.defaclobjtype), '[]'::json)
-        FROM pg_catalog.pg_default_acl AS d
-        LEFT JOIN pg_catalog.pg_namespace AS n ON n.oid = d.defaclnamespace)
-)
-"""
-
-
-# --- the live state --------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class AclEntry:
-    """One exploded ACL item; `grantee` is "public" for PUBLIC."""
-
-    grantee: str
-    privilege: str
-    grantable: bool
-
-
-@dataclass(frozen=True)
-class LiveRole:
-    name: str
-    login: bool
-    superuser: bool
-    createrole: bool
-    createdb: bool
-    replication: bool
-    bypassrls: bool
-    connection_limit: int = -1
-    settings: tuple[str, ...] = ()
-    """`rolconfig`: the role's own settings ("statement_timeout=30000")."""
-    database_settings: tuple[str, ...] = ()
-    """Its settings in this database only (`ALTER ROLE ... IN DATABASE`),
-    which take precedence over its own."""
-
-    @property
-    def is_admin(self) -> bool:
-        """The server's admin: may do anything the plan could forbid anyway."""
-        return self.superuser or self.createrole
-
-
-@dataclass(frozen=True)
-class LiveMembership:
-    """A row of pg_auth_members; inherit/set are None before PostgreSQL 16.
-    `grantor` is None for the bootstrap superuser (every superuser's grants
-    are recorded as its), else the role a REVOKE must name in GRANTED BY:
-    since 16 a membership is one row per grantor, and a plain REVOKE only
-    takes back the revoker's own."""
-
-    member: str
-    group: str
-    admin: bool
-    inherit: bool | None
-    set: bool | None
-    grantor: str | None = None
-
-    @property
-    def confers_rights(self) -> bool:
-        """False for the ADMIN-only membership PostgreSQL 16 gives a
-        CREATEROLE creator in the roles it creates (no INHERIT, no SET)."""
-        return self.inherit is None or bool(self.inherit or self.set)
-
-
-@dataclass(frozen=True)
-class LiveSchema:
-    name: str
-    owner: str
-    acl: tuple[AclEntry, ...]
-
-
-@dataclass(frozen=True)
-class LiveObject:
-    """A relation or routine of a schema; `keyword` is what ALTER names it by."""
-
-    schema: str
-    name: str
-    object_type: str  # the plan's: table, sequence or function
-    keyword: str
-    owner: str
-    acl: tuple[AclEntry, ...]
-    arguments: str | None = None  # routines: identity arguments
-    linked_to_table: bool = False  # a serial/identity sequence follows its table's owner
-
-    @property
-    def grant_keyword(self) -> str:
-        """GRANT knows only TABLE (views and foreign tables too), SEQUENCE,
-        FUNCTION (aggregates too) and PROCEDURE."""
-        if self.object_type == "table":
-            return "TABLE"
-        if self.object_type == "sequence":
-            return "SEQUENCE"
-        return "PROCEDURE" if self.keyword == "PROCEDURE" else "FUNCTION"
-
-
-@dataclass(frozen=True)
-class LiveColumn:
-    schema: str
-    table: str
-    column: str
-    acl: tuple[AclEntry, ...]
-
-
-@dataclass(frozen=True)
-class LiveDefaultAcl:
-    """A pg_default_acl row: `schema` None for a global one."""
-
-    owner: str
-    schema: str | None
-    object_code: str
-    acl: tuple[AclEntry, ...]
-
-
-@dataclass(frozen=True)
-class LiveState:
-    """What the one query read."""
-
-    database: str
-    server_version: int
-    database_acl: tuple[AclEntry, ...]
-    roles: Mapping[str, LiveRole]
-    memberships: tuple[LiveMembership, ...]
-    schemas: Mapping[str, LiveSchema]
-    objects: tuple[LiveObject, ...]
-    columns: tuple[LiveColumn, ...]
-    default_acls: tuple[LiveDefaultAcl, ...]
-    max_connections: int | None = None
-
-
-def parse_live_state(document: Mapping[str, Any]) -> LiveState:
-    """The JSON document of `LIVE_STATE_QUERY` as typed data."""
-    roles = {
-        name: LiveRole(
-            name,
-            login,
-            superuser,
-            createrole,
-            createdb,
-            replication,
-            bypassrls,
-            connection_limit,
-            tuple(settings or ()),
-            tuple(database_settings or ()),
-        )
-        for (
-            name,
-            login,
-            superuser,
-            createrole,
-            createdb,
-            replication,
-            bypassrls,
-            connection_limit,
-            settings,
-            database_settings,
-        ) in document["roles"]
-    }
-    memberships = tuple(
-        LiveMembership(member, group, bool(admin), inherit, set_, grantor)
-        for member, group, admin, inherit, set_, grantor in document["memberships"]
-    )
-    schemas = {
-        name: LiveSchema(name, owner, _entries(acl)) for name, owner, acl in document["schemas"]
-    }
-    objects: list[LiveObject] = []
-    for schema, name, kind, owner, acl, linked in document["relations"]:
-        object_type, keyword = RELATION_KINDS[kind]
-        objects.append(
-            LiveObject(schema, name, object_type, keyword, owner, _entries(acl), None, linked)
-        )
-    for schema, name, arguments, kind, owner, acl in document["routines"]:
-        keyword = ROUTINE_KINDS.get(kind, "FUNCTION")
-        objects.append(
-            LiveObject(schema, name, "function", keyword, owner, _entries(acl), arguments)
-        )
-    return LiveState(
-        database=document["database"],
-        server_version=int(document["server_version"]),
-        max_connections=document.get("max_connections"),
-        database_acl=_entries(document["database_acl"] or []),
-        roles=roles,
-        memberships=memberships,
-        schemas=schemas,
-        objects=tuple(objects),
-        columns=tuple(
-            LiveColumn(schema, table, column, _entries(acl))
-            for schema, table, column, acl in document["columns"]
-        ),
-        default_acls=tuple(
-            LiveDefaultAcl(owner, schema, code, _entries(acl))
-            for owner, schema, code, acl in document["default_acls"]
-        ),
-    )
-
-
-def _entries(raw: Iterable[Sequence[Any]]) -> tuple[AclEntry, ...]:
-    return tuple(AclEntry(grantee, privilege, bool(option)) for grantee, privilege, option in raw)
-
-
-class Executor(Protocol):
-    """What reading the live state needs of a connection."""
-
-    def execute(self, query: Any, params: Any = None) -> Any: ...
-
-
-class CountingConnection:
-    """Passes statements to a connection and counts them, so the tests and
-    the benchmark can show that the cost is one query whatever the size."""
-
-    def __init__(self, connection: Executor) -> None:
-        self.connection = connection
-        self.queries = 0
-
-    def execute(self, query: Any, params: Any = None) -> Any:
-        self.queries += 1
-        return self.connection.execute(query, params)
-
-
-def read_live_state(connection: Executor) -> LiveState:
-    """One round trip: the whole catalog state as one JSON document."""
-    row = connection.execute(LIVE_STATE_QUERY).fetchone()
-    document = row[0]
-    if isinstance(document, str):  # a connection without psycopg's JSON loader
-        document = json.loads(document)
-    return parse_live_state(document)
-
 
 # --- differences -----------------------------------------------------------
 
@@ -507,6 +129,8 @@ class Difference:
     fix: str
     role: str | None = None
     privileges: tuple[str, ...] = ()
+    target: str | None = None
+    """What a grant difference is on: database, schema, object or column."""
 
     @property
     def group(self) -> Group:
@@ -531,26 +155,38 @@ class WrongDatabase(Exception):
     """The connection reached another database than the plan's."""
 
 
-def verify(connection: Executor, plan: AccessPlan, budget: Budget | None = None) -> Report:
+def verify(
+    connection: Executor,
+    plan: AccessPlan,
+    budget: Budget | None = None,
+    migration_files: Mapping[str, Set[str]] | None = None,
+) -> Report:
     """Read the live state (one query) and compare it with the plan (and,
-    given the stack's connection budget, the server's max_connections with it)."""
+    given the stack's connection budget, the server's max_connections with
+    it; given the migration files per schema, the push's ledger with them,
+    in a second query where the login may read it)."""
     counting = CountingConnection(connection)
-    live = read_live_state(counting)
+    live = read_live_state(counting, ledger=migration_files is not None)
     if live.database != plan.database:
         raise WrongDatabase(
             f"the connection reached database {live.database!r}; the plan is for "
             f"{plan.database!r}: point DATABASE_URL at it"
         )
-    differences = compare(plan, live, budget)
+    differences = compare(plan, live, budget, migration_files)
     return Report(plan.database, len(plan.schemas), differences, counting.queries)
 
 
 def compare(
-    plan: AccessPlan, live: LiveState, budget: Budget | None = None
+    plan: AccessPlan,
+    live: LiveState,
+    budget: Budget | None = None,
+    migration_files: Mapping[str, Set[str]] | None = None,
 ) -> tuple[Difference, ...]:
     """Every difference between the plan and the live state, grouped (roles,
     database, then each schema in the plan's order, then extra schemas)."""
     found = _Comparison(plan, live).run()
+    if migration_files is not None and live.ledger is not None:
+        found += _ledger_rows(plan, live.ledger, migration_files)
     if budget is not None and live.max_connections is not None:
         short = budget_drift(budget, live.max_connections)
         if short is not None:
@@ -588,6 +224,7 @@ class _Target:
     group: Group
     column: str | None = None
     owner_clause: sql.Composable | None = None  # ALTER ... OWNER names the exact kind
+    kind: str = "object"  # database, schema, object or column
 
 
 @dataclass
@@ -613,9 +250,23 @@ class _Comparison:
         self._roles()
         self._memberships()
         self._database()
+        self._event_triggers()
         self._objects()
         self._default_privileges()
         return self.found
+
+    def _event_triggers(self) -> None:
+        # Only a superuser can create one, and it then runs on every DDL of
+        # every schema: nothing in the plan needs one.
+        for trigger in self.live.event_triggers:
+            self._add(
+                EVENT_TRIGGER,
+                DATABASE_GROUP,
+                f"event trigger {trigger.name} (on {trigger.event}, owned by {trigger.owner}) "
+                "runs its function on every matching command in every schema",
+                sql.SQL("DROP EVENT TRIGGER {}").format(sql.Identifier(trigger.name)),
+                role=trigger.owner,
+            )
 
     def _add(
         self,
@@ -625,15 +276,25 @@ class _Comparison:
         fix: sql.Composable,
         role: str | None = None,
         privileges: Iterable[str] = (),
+        target: str | None = None,
     ) -> None:
         rendered = fix.as_string(None) + ";"
         self.found.append(
-            Difference(kind, group.scope, group.schema, message, rendered, role, tuple(privileges))
+            Difference(
+                kind,
+                group.scope,
+                group.schema,
+                message,
+                rendered,
+                role,
+                tuple(privileges),
+                target,
+            )
         )
 
     def _ignored(self, grantee: str, owner: str) -> bool:
-        """Rights that are never drift: the owner's, naap_owner's, the admin's."""
-        return grantee in (owner, names.OWNER) or grantee in self.admins
+        """Rights that are never drift: the owner's own, the admin's."""
+        return grantee == owner or grantee in self.admins
 
     def _who(self, role: str) -> str:
         if role == PUBLIC:
@@ -810,6 +471,7 @@ class _Comparison:
             f"database {self.plan.database}",
             sql.SQL("DATABASE {}").format(sql.Identifier(self.plan.database)),
             DATABASE_GROUP,
+            kind="database",
         )
         # The database's owner is filtered out by the query already.
         self._compare_acl(self.live.database_acl, expected, "", target)
@@ -837,22 +499,38 @@ class _Comparison:
                 f"schema {schema.name}",
                 sql.SQL("SCHEMA {}").format(sql.Identifier(schema.name)),
                 in_schema(schema.name),
+                kind="schema",
             )
             self._compare_acl(acl, expected_schema.get(schema.name, {}), owner, target)
+        owner_of = {schema.name: schema.owner for schema in self.plan.schemas}
+        definers = {schema.name: set(schema.security_definers) for schema in self.plan.schemas}
         for item in self.live.objects:
             if item.schema not in self.plan_schemas:
                 continue
             target = _object_target(item)
-            if item.owner != names.OWNER and not item.linked_to_table:
+            owner = owner_of[item.schema]
+            if item.owner != owner and not item.linked_to_table:
                 self._add(
                     OBJECT_OWNER,
                     in_schema(item.schema),
-                    f"{target.label} is owned by {item.owner}, not {names.OWNER}",
+                    f"{target.label} is owned by {item.owner}, not {owner}",
                     sql.SQL("ALTER {} OWNER TO {}").format(
-                        target.owner_clause, sql.Identifier(names.OWNER)
+                        target.owner_clause, sql.Identifier(owner)
                     ),
                     role=item.owner,
                 )
+            if item.security_definer and item.name not in definers[item.schema]:
+                self._add(
+                    SECURITY_DEFINER,
+                    in_schema(item.schema),
+                    f"{target.label} is SECURITY DEFINER: whoever may call it acts with the "
+                    f"rights of {item.owner}; allow it by name in its catalogue entry's "
+                    "securityDefiners, or make it SECURITY INVOKER",
+                    sql.SQL("ALTER {} SECURITY INVOKER").format(target.owner_clause),
+                    role=item.owner,
+                )
+            if item.object_type == "type":
+                continue  # the plan gives no rights on types; their owner is checked
             expected = expected_objects.get((item.schema, item.object_type), {})
             self._compare_acl(item.acl, expected, item.owner, target)
         owners = {(o.schema, o.name): o.owner for o in self.live.objects if o.keyword != "FUNCTION"}
@@ -867,8 +545,9 @@ class _Comparison:
                 table,
                 in_schema(column.schema),
                 column=column.column,
+                kind="column",
             )
-            owner = owners.get((column.schema, column.table), names.OWNER)
+            owner = owners.get((column.schema, column.table), owner_of[column.schema])
             self._compare_acl(column.acl, {}, owner, target)
 
     def _compare_acl(
@@ -896,6 +575,7 @@ class _Comparison:
                     ),
                     role=role,
                     privileges=missing,
+                    target=target.kind,
                 )
         for grantee, privileges in held.items():
             if self._ignored(grantee, owner):
@@ -913,6 +593,7 @@ class _Comparison:
                     ),
                     role=grantee,
                     privileges=extra,
+                    target=target.kind,
                 )
             options = _ordered(with_option.get(grantee, set()) & allowed)
             if options:
@@ -926,6 +607,7 @@ class _Comparison:
                     ),
                     role=grantee,
                     privileges=options,
+                    target=target.kind,
                 )
 
     # default privileges -----------------------------------------------------
@@ -1011,6 +693,39 @@ class _Comparison:
                 )
 
 
+def _ledger_rows(
+    plan: AccessPlan, ledger: Iterable[LiveLedgerRow], files: Mapping[str, Set[str]]
+) -> list[Difference]:
+    """Ledger rows of a catalogue schema that name no migration file: a row
+    forged, or a file removed after it was applied; the next push stops on
+    either. Rows of schemas outside the catalogue are kept history."""
+    catalogue = {schema.name for schema in plan.schemas if schema.migrator}
+    found = []
+    for row in ledger:
+        if row.schema not in catalogue or row.name in files.get(row.schema, set()):
+            continue
+        found.append(
+            Difference(
+                LEDGER_ROW,
+                "schema",
+                row.schema,
+                f"the ledger records {row.schema} version {row.version:04d} ({row.name}), but "
+                f"no such file exists; a push stops on it (restore the file if it was applied "
+                "for real; delete the row if it was never a file)",
+                sql.SQL("DELETE FROM {}.{} WHERE schema = {} AND version = {}")
+                .format(
+                    sql.Identifier(names.META_SCHEMA),
+                    sql.Identifier(names.LEDGER_TABLE),
+                    sql.Literal(row.schema),
+                    sql.Literal(row.version),
+                )
+                .as_string(None)
+                + ";",
+            )
+        )
+    return found
+
+
 def _revoke_each(statement: sql.SQL, rows: Sequence[LiveMembership]) -> sql.Composable:
     """`statement` (REVOKE {group} FROM {member}) once per grantor of the
     rows: plain for the bootstrap superuser's, GRANTED BY for any other's,
@@ -1072,73 +787,3 @@ def _privileges(privileges: Sequence[str], column: str | None = None) -> sql.Com
 def _grantee(role: str) -> sql.Composable:
     """PUBLIC is a keyword; quoted, it would name a role "public"."""
     return sql.SQL("PUBLIC") if role == PUBLIC else sql.Identifier(role)
-
-
-# --- output -----------------------------------------------------------------
-
-
-def group_title(group: Group, database: str) -> str:
-    if group == ROLES_GROUP:
-        return "roles"
-    if group == DATABASE_GROUP:
-        return f"database {database}"
-    return f"schema {group.schema}"
-
-
-def report_to_text(report: Report) -> str:
-    """One line per difference under a header per group, each with its fix."""
-    lines: list[str] = []
-    current: Group | None = None
-    for difference in report.differences:
-        if difference.group != current:
-            current = difference.group
-            lines.append(group_title(current, report.database))
-        label = difference.kind.replace("-", " ")
-        lines.append(f"  {label}: {difference.message}; fix: {difference.fix}")
-    return "".join(line + "\n" for line in lines)
-
-
-JSON_FORMAT_VERSION = 1
-
-
-def report_to_dict(report: Report, stack: str) -> dict[str, Any]:
-    return {
-        "format_version": JSON_FORMAT_VERSION,
-        "stack": stack,
-        "database": report.database,
-        "drift": report.drift,
-        "queries": report.queries,
-        "differences": [
-            {
-                "kind": difference.kind,
-                "scope": difference.scope,
-                "group": group_title(difference.group, report.database),
-                "schema": difference.schema,
-                "role": difference.role,
-                "privileges": list(difference.privileges),
-                "message": difference.message,
-                "fix": difference.fix,
-            }
-            for difference in report.differences
-        ],
-    }
-
-
-def report_to_json(report: Report, stack: str) -> str:
-    return json.dumps(report_to_dict(report, stack), indent=2) + "\n"
-
-
-__all__ = [
-    "KINDS",
-    "LIVE_STATE_QUERY",
-    "CountingConnection",
-    "Difference",
-    "LiveState",
-    "Report",
-    "WrongDatabase",
-    "compare",
-    "read_live_state",
-    "report_to_json",
-    "report_to_text",
-    "verify",
-]
