@@ -186,11 +186,12 @@ def _check_derived_roles(entries: tuple[PluginEntry, ...], key: str) -> None:
     owners: dict[str, str] = {role: "the platform" for role in platform_roles}
     for index, entry in enumerate(entries):
         derived = {
+            # The longest first, so "shorten by N" is enough for all of them.
             f"{key}[{index}].schema": (
+                names.schema_migrator(entry.schema),
                 names.schema_owner(entry.schema),
                 names.rw_role(entry.schema),
                 names.ro_role(entry.schema),
-                names.schema_migrator(entry.schema),
             ),
             f"{key}[{index}].plugin": (
                 names.plugin_login(entry.plugin),

@@ -258,13 +258,6 @@ def build_plan(
         roles.append(Role(plan_schema.owner, False, SCHEMA_OWNER, schema=name))
         roles.append(Role(plan_schema.rw_role, False, "rw", schema=name))
         roles.append(Role(plan_schema.ro_role, False, "ro", schema=name))
-        roles.append(
-            Role(plan_schema.migrator, True, SCHEMA_MIGRATOR, schema=name, limits=push_limits)
-        )
-        memberships.extend(
-            Membership(plan_schema.migrator, group)
-            for group in (names.CONNECT_GROUP, plan_schema.owner, names.RECORDER_GROUP)
-        )
     if prisma:
         memberships.extend(
             Membership(names.OWNER, schema.owner) for schema in schemas if schema.migrator
@@ -286,6 +279,24 @@ def build_plan(
                     )
                 )
                 memberships.append(Membership(login, identity))
+    # Each schema's push login, after the identities (they read first in
+    # every listing): a member of naap_connect, its owner and naap_recorder.
+    for plan_schema in schemas:
+        if plan_schema.migrator is None:
+            continue
+        roles.append(
+            Role(
+                plan_schema.migrator,
+                True,
+                SCHEMA_MIGRATOR,
+                schema=plan_schema.name,
+                limits=push_limits,
+            )
+        )
+        memberships.extend(
+            Membership(plan_schema.migrator, group)
+            for group in (names.CONNECT_GROUP, plan_schema.owner, names.RECORDER_GROUP)
+        )
     return AccessPlan(
         database=names.DATABASE,
         rotation=rotation,

@@ -40,7 +40,8 @@ class Rights:
     identities: tuple[str, ...]
     schemas: tuple[str, ...]
     own_schema: dict[str, str]
-    """identity -> the schema of its own plugin (plugin identities only)."""
+    """login -> the schema of its own plugin (plugin identities and the
+    schemas' push logins only)."""
     levels: dict[tuple[str, str], Level]
     """(identity, schema) -> level; absent means `Level.NONE`."""
 
@@ -83,6 +84,7 @@ def rights_of(plan: AccessPlan) -> Rights:
     own_schema = {
         names.plugin_login(schema.plugin): schema.name for schema in plan.schemas if schema.plugin
     }
+    own_schema.update({schema.migrator: schema.name for schema in plan.schemas if schema.migrator})
     return Rights(
         identities=logins,
         schemas=tuple(schema.name for schema in plan.schemas),

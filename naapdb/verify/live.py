@@ -154,10 +154,10 @@ SELECT json_build_object(
         WHERE (t.typtype IN ('e', 'd', 'r') OR (t.typtype = 'c' AND c.relkind = 'c'))
           AND NOT {_extension_member("pg_type", "t.oid")}),
     'event_triggers', (
-        SELECT coalesce(json_agg(json_build_array(e.evtname, e.evtevent,
-            pg_catalog.pg_get_userbyid(e.evtowner)) ORDER BY e.evtname), '[]'::json)
-        FROM pg_catalog.pg_event_trigger AS e
-        WHERE NOT {_extension_member("pg_event_trigger", "e.oid")}),
+        SELECT coalesce(json_agg(json_build_array(t.evtname, t.evtevent,
+            pg_catalog.pg_get_userbyid(t.evtowner)) ORDER BY t.evtname), '[]'::json)
+        FROM pg_catalog.pg_event_trigger AS t
+        WHERE NOT {_extension_member("pg_event_trigger", "t.oid")}),
     'ledger_readable', EXISTS (
         SELECT FROM pg_catalog.pg_class AS c
         JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace

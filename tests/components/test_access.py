@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from naapdb import names, scram
+from naapdb import names, pushkey, scram
 from naapdb.catalog import parse_catalog
 from naapdb.plan import AccessPlan, build_plan
 from naapdb.stackfiles import load_stack_settings
@@ -177,14 +177,23 @@ def test_one_schema_access_per_schema_holding_what_the_schema_brings(runs: dict[
         assert component.parent == access.urn
         mine = children(run, component)
         assert all(child.name.startswith(component.name + "-") for child in mine)
-        assert [key(r) for r in mine if r.type == SCHEMA] == [("schema", schema.name, names.OWNER)]
-        groups = {role for role in (schema.rw_role, schema.ro_role) if role}
-        assert {r.inputs["name"] for r in mine if r.type == ROLE} == groups
-        # group roles are members of nothing; memberships into them are the
-        # `roles` of their members, declared in DatabaseAccess
-        assert not any(r.inputs.get("roles") for r in mine if r.type == ROLE)
-        # naap_meta has no grants: plugin roles have no rights in it
-        assert {r.inputs.get("schema") for r in mine if r.type in PRIVILEGE_TYPES} <= {schema.name}
+        assert [key(r) for r in mine if r.type == SCHEMA] == [("schema", schema.name, schema.owner)]
+        # its owner, groups and push login (naap_meta: none, naap_owner is the database's)
+        own = {role for role in (schema.rw_role, schema.ro_role, schema.migrator) if role}
+        if schema.migrator:
+            own.add(schema.owner)
+        assert {r.inputs["name"] for r in mine if r.type == ROLE} == own
+        # owner and groups are members of nothing; memberships into them are
+        # the `roles` of their members; the push login's are its own
+        assert [r.inputs["name"] for r in mine if r.type == ROLE and r.inputs.get("roles")] == (
+            [schema.migrator] if schema.migrator else []
+        )
+        # privileges on its own schema only, and (schema None) the revocation
+        # of PUBLIC's EXECUTE on what its owner creates anywhere
+        assert {r.inputs.get("schema") for r in mine if r.type in PRIVILEGE_TYPES} <= {
+            schema.name,
+            None,
+        }
     for resource in postgresql_resources(run):
         assert run.by_urn(resource.parent).type in (ACCESS, SCHEMA_ACCESS)
         assert resource.name.startswith(ACCESS_NAME + "-")
@@ -221,9 +230,18 @@ def test_login_roles_get_their_generated_password_as_a_secret(
         if "naap:database:Credentials" in r.parent
     }
     first_logins = {role.name for role in plan.first_logins}
-    assert set(generated) == first_logins
+    # and the push key, from which each schema's push login's password derives
+    assert set(generated) == first_logins | {"push_key"}
+    push_logins = {role.name for role in plan.roles if role.purpose == "schema-migrator"}
     for resource in run.of_type(ROLE):
         role = plan.role(resource.inputs["name"])
+        if role.name in push_logins:
+            key = generated["push_key"].state["result"]
+            password = pushkey.login_password(key, role.name)
+            assert resource.is_secret("password")
+            assert resource.inputs["password"] == scram.verifier(password, role.name)
+            assert generated["push_key"].urn in run.waits_for(resource)
+            continue
         if role.name not in first_logins:
             # a group, an alternating identity, or its idle `_b` login, which
             # gets a password from the first rotation only
@@ -254,8 +272,9 @@ def test_rotation_owns_login_passwords_after_creation_in_prod(runs: dict[str, Ru
     assert all(r.ignore_changes == [] for r in runs["dev"].of_type(ROLE))
     prod = PLANS["prod"]
     for resource in runs["prod"].of_type(ROLE):
-        login = prod.role(resource.inputs["name"]).login
-        assert resource.ignore_changes == (["password"] if login else [])
+        role = prod.role(resource.inputs["name"])
+        # an identity's logins; a schema's push login is Pulumi's to set
+        assert resource.ignore_changes == (["password"] if role.login and role.identity else [])
 
 
 def test_nothing_needs_a_superuser_in_prod(runs: dict[str, Run]) -> None:
@@ -282,7 +301,7 @@ def test_nothing_needs_a_superuser_in_prod(runs: dict[str, Run]) -> None:
 def test_public_is_taken_over_before_any_privilege_on_it(runs: dict[str, Run], stack: str) -> None:
     run = runs[stack]
     public = run.one(SCHEMA, f"-{names.PUBLIC}-schema")
-    assert public.inputs["owner"] == names.OWNER
+    assert public.inputs["owner"] == names.schema_owner(names.PUBLIC)
     on_public = [
         r
         for r in run.resources
@@ -337,8 +356,9 @@ def test_connect_is_one_grant_to_naap_connect_and_a_membership_of_each_identity(
     members = {
         name for name, r in roles.items() if names.CONNECT_GROUP in r.inputs.get("roles", [])
     }
-    assert members == set(plan.identities)
-    for identity in plan.identities:
+    push_logins = {schema.migrator for schema in plan.schemas if schema.migrator}
+    assert members == set(plan.identities) | push_logins
+    for identity in (*plan.identities, *push_logins):
         assert roles[identity].inputs["roles"][0] == names.CONNECT_GROUP
         assert group.urn in roles[identity].dependencies
 
@@ -449,15 +469,15 @@ def test_removing_a_plugin_keeps_its_data(
     its resources disappear, the roles that were members of its groups
     (naap_app, naap_readonly, its readers) lose exactly those entries of
     their `roles`, and nothing else changes. Its schema was
-    `retain_on_delete`, so the engine forgets it and the tables stay (owned
-    by naap_owner, reachable by no plugin role). Its roles own nothing
-    (naap_owner owns every object), so the provider's REASSIGN/DROP OWNED
-    before DROP ROLE has nothing to move and the drop cannot loop on
-    "role cannot be dropped because some objects depend on it"; its grants
-    depend on the roles, so they are revoked first, and the engine runs the
-    updates of the other roles' `roles` before any delete. In prod the
-    schema and the roles are protected: `pulumi up` refuses until an
-    operator runs `pulumi state unprotect` on them."""
+    `retain_on_delete`, so the engine forgets it and the tables stay. Its
+    owner role goes: the provider's REASSIGN OWNED before DROP OWNED and DROP
+    ROLE hands the schema and its tables to the admin (reachable by no plugin
+    role; adding the plugin back hands them to its new owner, naapdb.adopt);
+    its other roles own nothing. Its grants depend on the roles, so they are
+    revoked first, and the engine runs the updates of the other roles'
+    `roles` before any delete. In prod the schema and the roles are
+    protected: `pulumi up` refuses until an operator runs `pulumi state
+    unprotect` on them."""
     full = runs[stack]
     catalogue = [e for e in CATALOGUE if e["plugin"] != REMOVED_PLUGIN]
     reduced = harness.run_program(
@@ -491,7 +511,11 @@ def test_removing_a_plugin_keeps_its_data(
     assert schema.retain_on_delete and schema.inputs["dropCascade"] is False
     removed_roles = {r.inputs["name"]: r for r in removed if r.type == ROLE}
     owners = {r.inputs["owner"] for r in full.resources if r.type in (SCHEMA, DEFAULT)}
-    assert owners == {names.OWNER} and not owners & set(removed_roles)
+    assert owners == {names.OWNER} | {s.owner for s in plan.schemas}
+    # of the owners, the removed plugin's schema's alone goes, with its push login
+    removed_schema = f"plugin_{REMOVED_PLUGIN}"
+    assert owners & set(removed_roles) == {names.schema_owner(removed_schema)}
+    assert names.schema_migrator(removed_schema) in removed_roles
     for resource in removed:
         names_referred = [resource.inputs.get("role"), *(resource.inputs.get("roles") or [])]
         for name in names_referred:

@@ -18,7 +18,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from components.credentials import connection_url
 from components.rotation import ARCHIVE_VARIABLE
-from naapdb import names, scram
+from naapdb import names, pushkey, scram
 from naapdb.stackfiles import load_stack_settings
 from tests import harness
 from tests.harness import ROOT, Run
@@ -71,11 +71,41 @@ def prod(lambda_zip: Path) -> Run:
 
 def test_dev_has_one_password_per_login_role_with_its_epochs(dev: Run) -> None:
     passwords = login_passwords(dev)
-    assert sorted(passwords) == sorted(role.name for role in DEV.plan.login_roles)
-    for role, resource in passwords.items():
+    key = passwords.pop("push_key")
+    # every login's but the schemas' push logins: theirs derive from the push key
+    assert sorted(passwords) == sorted(role.name for role in DEV.plan.first_logins)
+    assert DEV.plan.first_logins == tuple(
+        role for role in DEV.plan.login_roles if role.purpose != "schema-migrator"
+    )
+    assert key.inputs["keepers"] == {"role": "push_key", "epoch": "0"}
+    for role, resource in [*passwords.items(), ("push_key", key)]:
         assert resource.inputs["length"] >= 32
         assert resource.inputs["special"] is False  # letters and digits: URL- and libpq-safe
-        assert resource.inputs["keepers"] == {"role": role, "epoch": "0", "role_epoch": "0"}
+        if role != "push_key":
+            assert resource.inputs["keepers"] == {"role": role, "epoch": "0", "role_epoch": "0"}
+
+
+def test_a_push_logins_epoch_renews_its_password_alone(dev: Run) -> None:
+    """Its password is an HMAC of the push key, its name and its epoch."""
+    bumped = harness.run_program(
+        "dev",
+        {"naap-db:credentials": {"rotation": "single", "epochs": {"plugin_wallet_migrator": 2}}},
+    )
+
+    def verifiers(run: Run) -> dict[str, str]:
+        return {
+            r.inputs["name"]: r.inputs["password"]
+            for r in run.of_type(ROLE)
+            if r.inputs["name"].endswith("_migrator") and r.inputs["name"] != names.MIGRATOR
+        }
+
+    before, after = verifiers(dev), verifiers(bumped)
+    assert {login for login in before if before[login] != after[login]} == {
+        "plugin_wallet_migrator"
+    }
+    key = login_passwords(bumped)["push_key"].state["result"]
+    wallet = pushkey.login_password(key, "plugin_wallet_migrator", 2)
+    assert after["plugin_wallet_migrator"] == scram.verifier(wallet, "plugin_wallet_migrator")
 
 
 def test_every_login_role_gets_its_password_as_a_secret(dev: Run) -> None:
@@ -113,6 +143,7 @@ def test_connection_urls_are_one_secret_output_with_host_port_database_and_sslmo
     assert "connection_urls" in dev.secret_outputs
     urls = dev.outputs["connection_urls"]
     passwords = {role: r.state["result"] for role, r in login_passwords(dev).items()}
+    passwords.pop("push_key")  # no URL: the push derives its logins' passwords from it
     assert sorted(urls) == sorted(passwords)
     for role, url in urls.items():
         parts = urlsplit(url)
@@ -172,6 +203,7 @@ def test_prod_has_alternating_logins_whose_password_changes_pulumi_ignores(prod:
     without one (unusable) until the first rotation's setSecret. Both
     ignore password changes: the rotation owns them."""
     passwords = login_passwords(prod)
+    passwords.pop("push_key")
     first = {f"{i}_a" for i in PROD.plan.identities}
     idle = {f"{i}_b" for i in PROD.plan.identities}
     assert set(passwords) == first  # one RandomPassword per identity

@@ -90,7 +90,8 @@ def test_the_admin_pool_is_the_budgets_admin_share(runs: dict[str, Run], stack: 
 
 
 def test_the_container_runs_with_the_ceiling_it_was_budgeted_for(runs: dict[str, Run]) -> None:
-    assert "command" not in runs["dev"].one(CONTAINER).inputs  # PostgreSQL's default, 100
+    # dev's own ceiling (Pulumi.dev.yaml: maxConnections 200)
+    assert runs["dev"].one(CONTAINER).inputs["command"] == ["postgres", "-c", "max_connections=200"]
     run = harness.run_program(
         "dev",
         {"naap-db:limits": {"maxConnections": 300, "plugins": {"connections": 20}}},
@@ -104,5 +105,5 @@ def test_a_budget_that_does_not_fit_stops_the_program() -> None:
     )
     assert run.resources == []
     assert str(run.error).startswith(
-        "naap-db:limits: the connection budget does not fit: 287 of 97"
+        "naap-db:limits: the connection budget does not fit: 295 of 97"
     )

@@ -82,7 +82,10 @@ def test_the_connection_is_a_secret_environment_never_argv(dev: Run) -> None:
     )
     assert url == f"postgresql://{names.MIGRATOR}:{password}@127.0.0.1:5432/naap?sslmode=disable"
     assert password not in command.inputs["create"]
-    assert set(command.inputs["environment"]) == {"DATABASE_URL"}
+    assert set(command.inputs["environment"]) == {"DATABASE_URL", "NAAPDB_PUSH_KEY"}
+    key = dev.outputs["push_key"]
+    assert command.inputs["environment"]["NAAPDB_PUSH_KEY"] == key
+    assert "push_key" in dev.secret_outputs and key not in command.inputs["create"]
 
 
 def test_nothing_it_prints_is_kept_in_plaintext(dev: Run) -> None:
@@ -210,7 +213,12 @@ def test_prod_reads_the_migrators_current_login_from_secrets_manager(
     command = the_push(prod)
     assert command.is_secret("environment")
     environment = command.inputs["environment"]
-    assert set(environment) == {"NAAPDB_DATABASE_SECRET_ID", "AWS_REGION", "NAAPDB_SSLROOTCERT"}
+    assert set(environment) == {
+        "NAAPDB_DATABASE_SECRET_ID",
+        "AWS_REGION",
+        "NAAPDB_SSLROOTCERT",
+        "NAAPDB_PUSH_KEY",
+    }
     # verify-full against the bundle the admin provider uses (the stand-in
     # lies outside the project, so its path is absolute).
     assert environment["NAAPDB_SSLROOTCERT"] == str(rds_ca_bundle)

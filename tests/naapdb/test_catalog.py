@@ -85,10 +85,19 @@ def test_derived_role_check_knows_the_connect_group(monkeypatch: pytest.MonkeyPa
 
 
 def test_schema_whose_derived_role_exceeds_63_bytes() -> None:
-    schema = "s" * 61  # fits alone, but s..._rw is 64 bytes
-    error = rejected(entries({"plugin": "long", "schema": schema}))
+    schema = "s" * 54  # s..._migrator (its push login) is 63 bytes: fits
+    assert parse_catalog(entries({"plugin": "long", "schema": schema}))
+    error = rejected(entries({"plugin": "long", "schema": schema + "ss"}))
     assert error.key == "naap-db:plugins[1].schema"
-    assert f"{schema}_rw" in error.message and "63 bytes" in error.message
+    # the longest derived name, and by how much to shorten for every one of them
+    assert f"'{schema}ss_migrator' is over 63 bytes; shorten the name by 2 bytes" in error.message
+
+
+def test_a_schema_deriving_a_platform_role_is_refused() -> None:
+    """Schema `naap` would own through `naap_owner`, the ledger's keeper."""
+    error = rejected(entries({"plugin": "x", "schema": "naap"}))
+    assert error.key == "naap-db:plugins[1].schema"
+    assert "'naap_migrator' is already derived by the platform" in error.message
 
 
 def test_plugin_whose_alternating_login_exceeds_63_bytes() -> None:

@@ -93,12 +93,12 @@ def test_a_new_plugin_reading_public_is_flagged_but_its_own_schema_is_not(
     assert code == 0
     data = json.loads(out)
     assert data["schemas"] == {"added": ["plugin_invoices"], "removed": []}
-    assert data["logins"] == {"added": ["naap_invoices"], "removed": []}
+    assert data["logins"] == {"added": ["naap_invoices", "plugin_invoices_migrator"], "removed": []}
     rights = {
         (r["login"], r["schema"]): (r["before"], r["after"], r["flagged"]) for r in data["rights"]
     }
     assert rights == {
-        ("naap_migrator", "plugin_invoices"): ("none", "own", False),
+        ("plugin_invoices_migrator", "plugin_invoices"): ("none", "own", False),
         ("naap_invoices", "public"): ("none", "ro", True),
         ("naap_invoices", "plugin_invoices"): ("none", "rw", False),
         ("naap_app", "plugin_invoices"): ("none", "rw", False),
@@ -182,7 +182,8 @@ def test_catalogues_of_1_8_and_100_plugins(
     code, out, _ = run_diff(repo, capsys, "--stack", "dev", "--base", "HEAD", "--format", "json")
     data = json.loads(out)
     assert data["schemas"]["added"] == ["plugin_extra"]
-    assert len(data["rights"]) == 4  # migrator own, extra rw, app rw, readonly ro
+    # its push login owns it, extra rw, app rw, readonly ro
+    assert len(data["rights"]) == 4
     assert data["flagged"] == 0
     set_catalogue(repo, [synthetic(size)[0]])
     code, out, _ = run_diff(repo, capsys, "--stack", "dev", "--base", "HEAD", "--format", "json")

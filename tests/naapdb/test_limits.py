@@ -84,7 +84,7 @@ def test_bad_durations(value: Any, says: str) -> None:
 def test_the_committed_stacks_fit_their_servers() -> None:
     dev, prod = load_stack_settings("dev", ROOT), load_stack_settings("prod", ROOT)
     assert dev.budget.fits and prod.budget.fits
-    assert dev.budget.ceiling.max_connections == 100
+    assert dev.budget.ceiling.max_connections == 200  # the container starts with it
     assert prod.budget.ceiling.max_connections == 901  # db.m7g.large
 
 
@@ -123,7 +123,10 @@ def test_alternating_rotation_gives_each_login_the_identity_limits() -> None:
         plan.role(plan.logins_of(identity)[0]).limits.connections  # type: ignore[union-attr]
         for identity in plan.identities
     )
-    assert settings.budget.logins == 2 * per_identity == plan.login_connections
+    # and each schema's push login once: it is no identity, it never alternates
+    push_logins = sum(1 for role in plan.login_roles if role.purpose == "schema-migrator")
+    assert push_logins == len(plan.schemas) - 1
+    assert settings.budget.logins == 2 * per_identity + push_logins == plan.login_connections
 
 
 # --- bad input ----------------------------------------------------------------
@@ -181,24 +184,24 @@ def test_bad_limits_name_the_key(case: str) -> None:
 
 
 def test_a_budget_that_does_not_fit_names_the_sum_the_ceiling_and_the_key() -> None:
-    raw = raw_of("dev", limits={"plugins": {"connections": 10}})
+    raw = raw_of("dev", limits={"plugins": {"connections": 25}})
     error = refused("dev", raw)
     assert error.key == "naap-db:limits"
-    # 8 x 10 + naap_app 20 + naap_readonly 5 + naap_migrator 2 + admin 20
-    assert "127 of 97 connections" in error.message
+    # 8 x (25 + its push login's 1) + naap_app 20 + naap_readonly 5 + naap_migrator 2 + admin 20
+    assert "255 of 97 connections" in error.message  # these limits replace the stack's ceiling
     assert "max_connections 100" in error.message
     assert "naap-db:limits.plugins.connections" in error.message
     assert "naap-db:limits.maxConnections" in error.message
 
 
 def test_one_plugin_can_break_the_budget() -> None:
-    error = refused("dev", with_entry_limits("dev", "gateway", {"connections": 50}))
-    assert error.key == "naap-db:limits" and "132 of 97" in error.message
+    error = refused("dev", with_entry_limits("dev", "gateway", {"connections": 150}))
+    assert error.key == "naap-db:limits" and "240 of 197" in error.message
 
 
 def test_a_larger_ceiling_lets_it_fit() -> None:
-    raw = raw_of("dev", limits={"plugins": {"connections": 10}, "maxConnections": 200})
-    assert parse_settings("dev", raw).budget.describe().startswith("127 of 197 connections")
+    raw = raw_of("dev", limits={"plugins": {"connections": 25}, "maxConnections": 300})
+    assert parse_settings("dev", raw).budget.describe().startswith("255 of 297 connections")
 
 
 # --- ceilings -------------------------------------------------------------------
@@ -229,7 +232,7 @@ def prod_with(**server: Any) -> dict[str, Any]:
 def test_a_small_instance_class_does_not_fit_prod() -> None:
     error = refused("prod", prod_with(instanceClass="db.t4g.micro"))
     assert error.key == "naap-db:limits"
-    assert "564 of 107 connections" in error.message
+    assert "572 of 107 connections" in error.message
     assert "naap-db:server.instanceClass" in error.message
 
 
@@ -273,7 +276,8 @@ def test_plan_text_and_json_show_limits_and_the_budget() -> None:
     rows = {line.split()[0]: line.split()[1:] for line in text.stdout.splitlines() if line}
     assert rows["naap_wallet"] == ["5", "30s", "1min"]
     assert rows["naap_readonly"] == ["5", "5min", "1min"]
-    assert "connection budget: 87 of 97 connections" in text.stdout
+    assert "connection budget: 95 of 197 connections" in text.stdout
+    assert rows["plugin_wallet_migrator"] == ["1", "30min", "5min"]
     document = json.loads(run_plan(ROOT, "--stack", "prod", "--format", "json").stdout)
     assert document["format_version"] == 1
     roles = {role["name"]: role for role in document["roles"]}
@@ -283,7 +287,7 @@ def test_plan_text_and_json_show_limits_and_the_budget() -> None:
         "idle_in_transaction_timeout_ms": 60_000,
     }
     assert roles["naap_app"]["limits"] is None
-    assert document["connection_budget"]["total"] == 564
+    assert document["connection_budget"]["total"] == 572
     assert document["connection_budget"]["max_connections"] == 901
 
 
@@ -328,6 +332,6 @@ def test_verify_reports_a_server_smaller_than_the_budget(fresh_pg: Any) -> None:
     assert len(budget) == 1 and budget[0].scope == "database"
     assert budget[0].message.startswith(
         "the server has max_connections 200, 197 of them for the plan's logins and the admin, "
-        "but the budget needs 287"
+        "but the budget needs 295"
     )
     assert budget[0].fix == "ALTER SYSTEM SET max_connections = 300;"

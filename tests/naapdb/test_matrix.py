@@ -23,10 +23,15 @@ def synthetic_plan(plugins: int, rotation: Rotation = Rotation.SINGLE) -> Access
     return build_plan(parse_catalog(raw), rotation)
 
 
+def matrix_logins(plan: AccessPlan) -> tuple[str, ...]:
+    """The identities, then each schema's push login."""
+    return (*plan.identities, *(s.migrator for s in plan.schemas if s.migrator))
+
+
 def read_text_matrix(text: str, plan: AccessPlan) -> dict[tuple[str, str], str]:
     """(login, schema) -> cell, from the printed blocks (headers by name or number)."""
     names = [schema.name for schema in plan.schemas]
-    logins = set(plan.identities)
+    logins = set(matrix_logins(plan))
     cells: dict[tuple[str, str], str] = {}
     header: list[str] = []
     for line in text.splitlines():
@@ -45,17 +50,16 @@ def expected_cells(plan: AccessPlan) -> dict[tuple[str, str], str]:
     rights: dict[tuple[str, str], str] = {}
     for membership in plan.memberships:
         group = membership.group
-        if group == "naap_owner":
-            for schema in plan.schemas:
-                rights[(membership.member, schema.name)] = "own"
         for schema in plan.schemas:
-            if group == schema.rw_role:
+            if group == schema.owner:
+                rights[(membership.member, schema.name)] = "own"
+            elif group == schema.rw_role:
                 rights[(membership.member, schema.name)] = "rw"
             elif group == schema.ro_role:
                 rights.setdefault((membership.member, schema.name), "ro")
     return {
-        (identity, schema.name): rights.get((identity, schema.name), "·")
-        for identity in plan.identities
+        (login, schema.name): rights.get((login, schema.name), "·")
+        for login in matrix_logins(plan)
         for schema in plan.schemas
     }
 
@@ -76,8 +80,10 @@ def test_a_small_catalogue_has_the_schema_names_as_headers() -> None:
     plan = synthetic_plan(1)
     lines = matrix_text(plan).splitlines()
     assert lines[3].split() == ["public", "naap_meta"]
-    assert lines[4].split() == ["naap_migrator", "own", "own"]
+    assert lines[4].split() == ["naap_migrator", "·", "own"]
     assert lines[5].split() == ["naap_base", "rw", "·"]
+    # a schema's push login owns its schema and nothing else
+    assert lines[-1].split() == ["public_migrator", "own", "·"]
 
 
 @pytest.mark.parametrize("size", [1, 8, 100])
@@ -91,7 +97,7 @@ def test_markdown_matrix_holds_every_cell(size: int) -> None:
         if line.startswith("| login |"):
             header = [h.strip().strip("`") for h in line.strip("|").split("|")[1:]]
             header = [names[int(h) - 1] if h.isdigit() else h for h in header]
-        elif line.startswith("| `naap_"):
+        elif line.startswith("| `") and not line.startswith("| `naap_meta"):
             row = [c.strip().strip("`*") for c in line.strip("|").split("|")]
             assert len(row) == len(header) + 1
             cells.update({(row[0], s): c for s, c in zip(header, row[1:], strict=True)})

@@ -36,11 +36,50 @@ def test_roles_of_the_default_catalogue() -> None:
         "naap_app",
         "naap_readonly",
         *(f"naap_{entry.plugin}" for entry in CATALOG.plugins),
+        *(f"{schema}_migrator" for schema in PLUGIN_SCHEMAS),
     }
     groups = {role.name for role in plan.roles if not role.login}
-    assert groups == {names.OWNER, names.CONNECT_GROUP} | {
-        f"{s}_{kind}" for s in PLUGIN_SCHEMAS for kind in ("rw", "ro")
+    assert groups == {names.OWNER, names.CONNECT_GROUP, names.RECORDER_GROUP} | {
+        f"{s}_{kind}" for s in PLUGIN_SCHEMAS for kind in ("owner", "rw", "ro")
     }
+    # the identities read first, each schema's push login after them
+    assert [role.name for role in plan.login_roles][:3] == [
+        "naap_migrator",
+        "naap_base",
+        "naap_community",
+    ]
+
+
+def test_each_schema_has_its_own_owner_and_push_login_reaching_no_other() -> None:
+    """The owner is a member of nothing; the push login of its owner, the
+    connect group and the recorder group, and of nothing else; nobody else is
+    a member of an owner (outside prisma mode) or of a push login."""
+    plan = build_plan(CATALOG)
+    for schema in plan.schemas[:-1]:
+        owner, login = f"{schema.name}_owner", f"{schema.name}_migrator"
+        assert (schema.owner, schema.migrator) == (owner, login)
+        assert not plan.role(owner).login and plan.role(login).login
+        assert [m for m in plan.memberships if m.member == owner] == []
+        assert {m.group for m in plan.memberships if m.member == login} == {
+            names.CONNECT_GROUP,
+            owner,
+            names.RECORDER_GROUP,
+        }
+        assert [m.member for m in plan.memberships if m.group in (owner, login)] == [login]
+        limits = plan.role(login).limits
+        assert limits is not None and limits.connections == 1
+    assert {m.member for m in plan.memberships if m.group == names.RECORDER_GROUP} == {
+        f"{schema}_migrator" for schema in PLUGIN_SCHEMAS
+    }
+
+
+def test_prisma_mode_makes_naap_owner_a_member_of_every_owner() -> None:
+    """One `prisma db push` creates every schema's objects as naap_owner."""
+    plan = build_plan(CATALOG, prisma=True)
+    assert {m.group for m in plan.memberships if m.member == names.OWNER} == {
+        f"{schema}_owner" for schema in PLUGIN_SCHEMAS
+    }
+    assert set(build_plan(CATALOG).memberships) < set(plan.memberships)
 
 
 def test_memberships() -> None:
@@ -58,8 +97,9 @@ def test_memberships() -> None:
         names.CONNECT_GROUP,
         *(f"{s}_ro" for s in PLUGIN_SCHEMAS),
     }
-    # nobody but the migrator may act as the owner
+    # nobody but the migrator may act as naap_owner, which owns naap_meta alone
     assert [m.member for m in memberships if m.group == names.OWNER] == ["naap_migrator"]
+    assert [s.name for s in plan.schemas if s.owner == names.OWNER] == [names.META_SCHEMA]
 
 
 def test_grants_per_schema() -> None:
@@ -73,7 +113,11 @@ def test_grants_per_schema() -> None:
             Grant(rw, "schema", ("USAGE",), schema),
             Grant(ro, "schema", ("USAGE",), schema),
         }
-    assert not list(plan.grants_in(names.META_SCHEMA))
+    # naap_meta: the push logins reach the recorder, naap_readonly the ledger
+    assert set(plan.grants_in(names.META_SCHEMA)) == {
+        Grant(names.RECORDER_GROUP, "schema", ("USAGE",), names.META_SCHEMA),
+        Grant(names.READONLY, "schema", ("USAGE",), names.META_SCHEMA),
+    }
     assert {grant.object_type for grant in plan.grants} == {"database", "schema"}
 
 
@@ -86,10 +130,14 @@ def test_object_privileges_are_what_the_default_privileges_give() -> None:
         assert plan.object_privileges(schema) == expected
         # derived from the defaults: each one is a DefaultPrivilege of the plan
         for (role, object_type), privileges in expected.items():
-            assert DefaultPrivilege(role, object_type, privileges, schema) in set(
+            owner = f"{schema}_owner"
+            assert DefaultPrivilege(role, object_type, privileges, schema, owner) in set(
                 plan.default_privileges
             )
-    assert plan.object_privileges(names.META_SCHEMA) == {}
+    assert plan.object_privileges(names.META_SCHEMA) == {
+        (names.RECORDER_GROUP, "function"): ("EXECUTE",),
+        (names.READONLY, "table"): ("SELECT",),
+    }
     # PUBLIC's EXECUTE is revoked (empty privileges): no right for anyone
     assert not any(role == "public" for role, _ in plan.object_privileges("public"))
 
@@ -125,12 +173,14 @@ def test_connect_is_one_grant_to_a_group_of_the_login_identities(rotation: Rotat
     group = plan.role(names.CONNECT_GROUP)
     assert not group.login and group.schema is None and group.purpose == "connect"
     members = [m.member for m in plan.memberships if m.group == names.CONNECT_GROUP]
-    assert members == list(plan.identities)
+    push_logins = [f"{schema}_migrator" for schema in PLUGIN_SCHEMAS]
+    assert members == [*plan.identities, *push_logins]
     assert {m.member for m in plan.memberships if m.group == names.CONNECT_GROUP} == {
         names.MIGRATOR,
         names.APP,
         names.READONLY,
         *(names.plugin_login(entry.plugin) for entry in CATALOG.plugins),
+        *push_logins,
     }
     # naap_connect is a member of nothing: it confers CONNECT and no other right
     assert not [m for m in plan.memberships if m.member == names.CONNECT_GROUP]
@@ -161,11 +211,20 @@ def test_default_privileges_for_owner_in_every_schema() -> None:
     defaults = set(plan.default_privileges)
     assert DefaultPrivilege("public", "function", ()) in defaults
     for schema in PLUGIN_SCHEMAS:
+        owner = f"{schema}_owner"
+        # PUBLIC's EXECUTE on what each owner creates is revoked too
+        assert DefaultPrivilege("public", "function", (), None, owner) in defaults
         for object_type, privileges in RW_PRIVILEGES.items():
-            assert DefaultPrivilege(f"{schema}_rw", object_type, privileges, schema) in defaults
+            rw = DefaultPrivilege(f"{schema}_rw", object_type, privileges, schema, owner)
+            assert rw in defaults
         for object_type, privileges in RO_PRIVILEGES.items():
-            assert DefaultPrivilege(f"{schema}_ro", object_type, privileges, schema) in defaults
-    assert all(d.owner == names.OWNER for d in defaults)
+            ro = DefaultPrivilege(f"{schema}_ro", object_type, privileges, schema, owner)
+            assert ro in defaults
+    assert {d.owner for d in defaults if d.schema in (None, names.META_SCHEMA)} == {
+        names.OWNER,
+        *(f"{schema}_owner" for schema in PLUGIN_SCHEMAS),
+    }
+    assert all(d.owner == f"{d.schema}_owner" for d in defaults if d.schema in PLUGIN_SCHEMAS)
 
 
 def test_public_loses_what_postgresql_gives_it() -> None:
@@ -177,10 +236,13 @@ def test_public_loses_what_postgresql_gives_it() -> None:
     assert set(plan.revocations) == {Revocation("database"), Revocation("schema", names.PUBLIC)}
 
 
-def test_every_schema_owned_by_naap_owner_including_meta() -> None:
+def test_every_schema_owned_by_its_own_owner_and_meta_by_naap_owner() -> None:
     plan = build_plan(CATALOG)
     assert [s.name for s in plan.schemas] == [*PLUGIN_SCHEMAS, names.META_SCHEMA]
-    assert {s.owner for s in plan.schemas} == {names.OWNER}
+    assert [s.owner for s in plan.schemas] == [
+        *(f"{schema}_owner" for schema in PLUGIN_SCHEMAS),
+        names.OWNER,
+    ]
 
 
 def test_alternating_rotation_splits_each_identity_into_two_logins() -> None:
@@ -195,13 +257,20 @@ def test_alternating_rotation_splits_each_identity_into_two_logins() -> None:
     # the identities keep every membership and grant they had
     assert set(single.memberships) <= set(alternating.memberships)
     assert single.grants == alternating.grants
-    assert len(alternating.login_roles) == 2 * len(single.login_roles)
+    # each identity's login doubles; a schema's push login stays one login
+    push_logins = len(PLUGIN_SCHEMAS)
+    assert len(alternating.login_roles) - push_logins == 2 * (len(single.login_roles) - push_logins)
+    for schema in PLUGIN_SCHEMAS:
+        assert alternating.role(f"{schema}_migrator") == single.role(f"{schema}_migrator")
 
 
 def test_only_the_first_login_of_each_identity_gets_a_generated_password() -> None:
     single = build_plan(CATALOG, Rotation.SINGLE)
     alternating = build_plan(CATALOG, Rotation.ALTERNATING)
-    assert single.first_logins == single.login_roles
+    # every login but the schemas' push logins (their passwords derive from the push key)
+    assert single.first_logins == tuple(
+        role for role in single.login_roles if role.purpose != "schema-migrator"
+    )
     assert [role.name for role in alternating.first_logins] == [
         f"{identity}_a" for identity in alternating.identities
     ]
@@ -246,7 +315,7 @@ def test_cli_json_lists_everything_for_dev_and_prod() -> None:
             "role": "plugin_wallet_rw",
             "object_type": "table",
             "schema": "plugin_wallet",
-            "owner": "naap_owner",
+            "owner": "plugin_wallet_owner",
             "privileges": ["SELECT", "INSERT", "UPDATE", "DELETE"],
         } in document["default_privileges"]
         assert {g["object_type"] for g in document["grants"]} == {"database", "schema"}
@@ -292,10 +361,18 @@ def test_cli_text_has_a_table_per_schema() -> None:
         ["plugin_wallet_ro", "table", "SELECT"],
         ["plugin_wallet_ro", "sequence", "SELECT"],
     ]
-    meta = result.stdout.split("schema naap_meta  (")[1].split("\n\n")[0]
-    assert "no rights for any plugin role" in meta
-    identities = len(load_stack_settings("dev").plan.identities)
+    meta = result.stdout.split("schema naap_meta  (")[1].split("\n\n")[0].splitlines()
+    assert meta[0] == "platform, owner naap_owner)"
+    assert [line.split(None, 2) for line in meta[1:]] == [
+        ["naap_recorder", "schema", "USAGE"],
+        ["naap_recorder", "function", "EXECUTE"],
+        ["naap_readonly", "schema", "USAGE"],
+        ["naap_readonly", "table", "SELECT"],
+        ["naap_owner", "members:", "naap_migrator"],
+    ]
+    plan = load_stack_settings("dev").plan
+    members = len(plan.identities) + len(PLUGIN_SCHEMAS)  # and each schema's push login
     assert (
-        f"database naap: CONNECT to naap_connect ({identities} members); PUBLIC revoked"
+        f"database naap: CONNECT to naap_connect ({members} members); PUBLIC revoked"
         in result.stdout.splitlines()
     )
