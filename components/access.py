@@ -382,9 +382,14 @@ class _Declarer:
 
 
 class SchemaAccess(pulumi.ComponentResource):
-    """One schema and everything that exists because of it: its group roles,
-    USAGE on it, its default privileges and PUBLIC's revocation. Children are
-    named from this component's name."""
+    """One schema and everything that exists because of it: its owner, its
+    group roles and push login, USAGE on it, its default privileges and
+    PUBLIC's revocation. Children are named from this component's name.
+
+    Declared in two steps (`DatabaseAccess` runs the first for every schema,
+    then the second): a schema's owner is a member of the `_ro` group of each
+    schema its plugin reads, which may come later in the catalogue, or read
+    it back."""
 
     schema: postgresql.Schema
     roles: dict[str, postgresql.Role]
@@ -398,21 +403,35 @@ class SchemaAccess(pulumi.ComponentResource):
     ) -> None:
         super().__init__(SCHEMA_ACCESS_TYPE, name, None, opts)
         assert scope.schema is not None
-        first = len(declarer.resources)
+        self._name, self._scope, self._declarer = name, scope, declarer
+        self.roles = {}
+        self.resources: list[pulumi.Resource] = []
         # The provider drops a role after REASSIGN OWNED BY / DROP OWNED BY,
-        # and two of those touching the same schema's row at once fail with
+        # and two of those touching the same schema's rows at once fail with
         # "tuple concurrently updated" (seen on `pulumi destroy` through the
         # real engine; docs/engine.md). So the schema's roles come one after
-        # the other, its owner first: destroy then drops them in reverse,
-        # the owner (whose REASSIGN rewrites the schema's row) last.
-        self.roles = {}
-        previous: list[pulumi.Resource] = []
-        for role in scope.roles:
-            self.roles[role.name] = declarer.role(name, self, role, previous)
-            previous = [self.roles[role.name]]
+        # the other (groups, owner, push login): destroy drops them in reverse.
+        self._previous: list[pulumi.Resource] = []
+        self._declare_roles(lambda role: role.purpose in ("rw", "ro"))
+
+    def _declare_roles(self, chosen: Callable[[Role], bool]) -> None:
+        for role in self._scope.roles:
+            if chosen(role):
+                resource = self._declarer.role(self._name, self, role, self._previous)
+                self.roles[role.name] = resource
+                self.resources.append(resource)
+                self._previous = [resource]
+
+    def complete(self) -> None:
+        """The owner (once every group exists), the push login, the schema
+        and the privileges on it."""
+        declarer, name, scope = self._declarer, self._name, self._scope
+        assert scope.schema is not None
+        self._declare_roles(lambda role: role.purpose not in ("rw", "ro"))
+        first = len(declarer.resources)
         self.schema = declarer.schema(name, self, scope.schema)
         # One chain per schema (see the module docstring), starting after the
-        # schema exists and is owned by naap_owner.
+        # schema exists and is owned by its owner.
         last: pulumi.Resource = self.schema
         for revocation in scope.revocations:
             last = declarer.revocation(name, self, revocation, [last])
@@ -424,7 +443,7 @@ class SchemaAccess(pulumi.ComponentResource):
         """The chain's last resource: once it exists, so does everything
         here (the chain starts at the schema, and each grant and default
         privilege waits for the group roles it names)."""
-        self.resources: list[pulumi.Resource] = declarer.resources[first:]
+        self.resources += declarer.resources[first:]
         self.register_outputs(
             {
                 "schema": self.schema.name,
@@ -485,9 +504,13 @@ class DatabaseAccess(pulumi.ComponentResource):
         self.schemas = {
             schema: make() for schema, make in schema_access.items() if schema != names.META_SCHEMA
         }
+        for component in self.schemas.values():
+            component.complete()
         for role in late:
             declarer.role(name, self, role, self._after(role, declarer))
-        self.schemas[names.META_SCHEMA] = schema_access[names.META_SCHEMA]()
+        meta = schema_access[names.META_SCHEMA]()
+        meta.complete()
+        self.schemas[names.META_SCHEMA] = meta
         # On the database row: PUBLIC's revocation, then the one CONNECT
         # grant (to naap_connect), one after the other and nothing more, so
         # the chain does not grow with the catalogue (module docstring).

@@ -60,7 +60,12 @@ RW_PRIVILEGES: dict[str, tuple[str, ...]] = {
     "function": ("EXECUTE",),
 }
 RO_PRIVILEGES: dict[str, tuple[str, ...]] = {
-    "table": ("SELECT",),
+    # REFERENCES: the owner of a schema whose plugin reads this one is a
+    # member of `_ro`, so its migrations may declare foreign keys to these
+    # tables (as the reference architecture's plugins do to `public`). It
+    # gives nothing else: a foreign key needs CREATE in some schema, which
+    # only an owner has.
+    "table": ("SELECT", "REFERENCES"),
     "sequence": ("SELECT",),
 }
 
@@ -244,6 +249,7 @@ def build_plan(
     # A schema's push login carries the migrator's timeouts; the push uses
     # one connection per schema, one schema at a time.
     push_limits = replace(limits_of[names.MIGRATOR], connections=1)
+    reads_of = {entry.schema: entry.reads for entry in catalog.plugins}
     roles = [
         Role(names.OWNER, login=False, purpose="owner"),
         Role(names.CONNECT_GROUP, login=False, purpose="connect"),
@@ -255,9 +261,14 @@ def build_plan(
             continue
         assert plan_schema.rw_role and plan_schema.ro_role
         name = plan_schema.name
-        roles.append(Role(plan_schema.owner, False, SCHEMA_OWNER, schema=name))
         roles.append(Role(plan_schema.rw_role, False, "rw", schema=name))
         roles.append(Role(plan_schema.ro_role, False, "ro", schema=name))
+        # Its owner reads what its plugin reads: its migrations may reference
+        # those tables (foreign keys), as the plugin's own login may read them.
+        roles.append(Role(plan_schema.owner, False, SCHEMA_OWNER, schema=name))
+        memberships.extend(
+            Membership(plan_schema.owner, names.ro_role(read)) for read in reads_of[name]
+        )
     if prisma:
         memberships.extend(
             Membership(names.OWNER, schema.owner) for schema in schemas if schema.migrator

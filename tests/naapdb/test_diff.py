@@ -100,6 +100,8 @@ def test_a_new_plugin_reading_public_is_flagged_but_its_own_schema_is_not(
     assert rights == {
         ("plugin_invoices_migrator", "plugin_invoices"): ("none", "own", False),
         ("naap_invoices", "public"): ("none", "ro", True),
+        # its migrations may reference what it reads: flagged as well
+        ("plugin_invoices_migrator", "public"): ("none", "ro", True),
         ("naap_invoices", "plugin_invoices"): ("none", "rw", False),
         ("naap_app", "plugin_invoices"): ("none", "rw", False),
         ("naap_readonly", "plugin_invoices"): ("none", "ro", False),
@@ -110,7 +112,8 @@ def test_a_new_plugin_reading_public_is_flagged_but_its_own_schema_is_not(
     code, out, _ = run_diff(repo, capsys, "--stack", "dev", "--base", "main", "--fail-on-widening")
     assert code == 1
     assert out.splitlines()[-1] == (
-        "1 change widens access beyond a login's own plugin's schema: naap_invoices ro on public"
+        "2 changes widen access beyond a login's own plugin's schema: naap_invoices ro on "
+        "public, plugin_invoices_migrator ro on public"
     )
 
 

@@ -48,15 +48,24 @@ def read_text_matrix(text: str, plan: AccessPlan) -> dict[tuple[str, str], str]:
 def expected_cells(plan: AccessPlan) -> dict[tuple[str, str], str]:
     """Straight from the memberships, not through naapdb.rights."""
     rights: dict[tuple[str, str], str] = {}
+    groups: dict[str, set[str]] = {}
     for membership in plan.memberships:
-        group = membership.group
+        groups.setdefault(membership.member, set()).add(membership.group)
+    # a push login reaches its owner's groups too (the schemas its plugin reads)
+    reached = [
+        (member, inner)
+        for member, outer in groups.items()
+        for group in outer
+        for inner in {group} | groups.get(group, set())
+    ]
+    for member, group in reached:
         for schema in plan.schemas:
             if group == schema.owner:
-                rights[(membership.member, schema.name)] = "own"
+                rights[(member, schema.name)] = "own"
             elif group == schema.rw_role:
-                rights[(membership.member, schema.name)] = "rw"
+                rights[(member, schema.name)] = "rw"
             elif group == schema.ro_role:
-                rights.setdefault((membership.member, schema.name), "ro")
+                rights.setdefault((member, schema.name), "ro")
     return {
         (login, schema.name): rights.get((login, schema.name), "·")
         for login in matrix_logins(plan)

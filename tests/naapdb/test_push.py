@@ -38,7 +38,9 @@ from naapdb.push import (
     statements,
     url_from_secret,
 )
+from naapdb.pushkey import PUSH_KEY_VARIABLE
 from naapdb.stackfiles import find_project_root, load_stack_settings
+from tests.deployed import PUSH_KEY, deploy, push_passwords
 from tests.pgserver import SUPERUSER, ClusterFactory, PgServer
 
 ROOT = find_project_root(Path(__file__).parent)
@@ -356,20 +358,8 @@ def cluster(pg_clusters: ClusterFactory) -> Iterator[PgServer]:
 
 @pytest.fixture
 def database(cluster: PgServer) -> Database:
-    from naapdb.sql import plan_to_sql
-
     cluster.create_database()
-    cluster.execute(plan_to_sql(SETTINGS.plan))
-    cluster.set_passwords(
-        {
-            names.MIGRATOR: MIGRATOR_PASSWORD,
-            **{
-                role.name: LOGIN_PASSWORD
-                for role in SETTINGS.plan.login_roles
-                if role.name != names.MIGRATOR
-            },
-        }
-    )
+    deploy(cluster, SETTINGS.plan, {names.MIGRATOR: MIGRATOR_PASSWORD}, LOGIN_PASSWORD)
     # Built here, every part quoted: the password holds URL delimiters.
     url = (
         f"postgresql://{names.MIGRATOR}:{quote(MIGRATOR_PASSWORD, safe='')}"
@@ -389,8 +379,10 @@ class Outcome:
 def push(
     database: Database, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> Iterator[Any]:
-    """`push(source, *extra)`: `python -m naapdb push` in this process, as the migrator."""
+    """`push(source, *extra)`: `python -m naapdb push` in this process, as the
+    migrator and each schema's push login (the stack's push key exported)."""
     monkeypatch.setenv("DATABASE_URL", database.url)
+    monkeypatch.setenv(PUSH_KEY_VARIABLE, PUSH_KEY)
 
     def run(source: Path = MIGRATIONS, *extra: str) -> Outcome:
         capsys.readouterr()
@@ -398,6 +390,8 @@ def push(
         captured = capsys.readouterr()
         for text in (captured.out, captured.err):
             assert MIGRATOR_PASSWORD not in text and "m1grator%2Fpw" not in text
+            assert PUSH_KEY not in text
+            assert not any(password in text for password in push_passwords(SETTINGS.plan).values())
         return Outcome(code, captured.out, captured.err)
 
     yield run
