@@ -406,7 +406,9 @@ def sample_tables() -> set[tuple[str, str]]:
 
 
 @pytest.mark.db
-def test_full_push_creates_every_table_owned_by_naap_owner(database: Database, push: Any) -> None:
+def test_full_push_creates_every_table_owned_by_its_schemas_owner(
+    database: Database, push: Any
+) -> None:
     outcome = push()
     assert outcome.code == 0, outcome.err
     migrations = discover(MIGRATIONS, CATALOG)
@@ -421,15 +423,19 @@ def test_full_push_creates_every_table_owned_by_naap_owner(database: Database, p
     )
     assert {(schema, table) for schema, table, _ in tables} == sample_tables()
     assert len(sample_tables()) >= 20
-    assert {owner for _, _, owner in tables} == {names.OWNER}
+    assert {(schema, owner) for schema, _, owner in tables} == {
+        (schema, f"{schema}_owner") for schema, _ in sample_tables()
+    }
     others = database.query(
         "SELECT n.nspname, c.relname, c.relowner::regrole::text FROM pg_class c "
         "JOIN pg_namespace n ON n.oid = c.relnamespace "
-        "WHERE n.nspname = ANY(%s) AND c.relowner <> %s::regrole",
+        "WHERE n.nspname = ANY(%s) AND c.relowner <> "
+        "  (CASE n.nspname WHEN %s THEN %s ELSE n.nspname || '_owner' END)::regrole",
         [*CATALOG.schemas, names.META_SCHEMA],
+        names.META_SCHEMA,
         names.OWNER,
     )
-    assert others == []  # indexes, sequences and the ledger too
+    assert others == []  # indexes, sequences and the ledger (naap_owner's) too
 
     ledger = database.ledger()
     assert [(row[0], row[1], row[2], row[3]) for row in ledger] == sorted(
@@ -458,9 +464,11 @@ def test_no_op_push_sends_two_statements(database: Database) -> None:
     from naapdb.connection import connect
 
     migrations = discover(MIGRATIONS, CATALOG)
+    schemas = push_module.schema_connector(database.url, PUSH_KEY, lambda login: 0)
     with connect(database.url, autocommit=True) as connection:
-        first = push_module.push(connection, migrations, CATALOG)
+        first = push_module.push(connection, migrations, CATALOG, connect_schema=schemas)
     with connect(database.url, autocommit=True) as connection:
+        # nothing to apply: no schema's login is needed (nor asked for)
         again = push_module.push(connection, migrations, CATALOG)
     assert len(first.applied) == len(migrations)
     assert (again.applied, again.statements) == ((), 2)  # the lock and the ledger
@@ -721,11 +729,17 @@ def test_a_ledger_handed_to_the_admin_is_named_with_the_way_back(
 ) -> None:
     """What `pulumi destroy` leaves (the provider's REASSIGN OWNED BY
     naap_owner gives kept objects to the admin): the push names the owner and
-    the fix instead of blaming the login."""
+    the way back instead of blaming the login, and the way back, `adopt` as
+    the admin (what `pulumi up` runs), is all it takes."""
     assert push().code == 0
     database.server.execute(f"ALTER TABLE naap_meta.schema_migrations OWNER TO {SUPERUSER}")
     outcome = push()
-    _assert_stopped(outcome, f"owned by {SUPERUSER}, not {names.OWNER}", "verify")
+    _assert_stopped(outcome, f"owned by {SUPERUSER}, not {names.OWNER}", "adopt --stack")
+    admin = database.server.url()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DATABASE_URL", admin)
+        assert main(["adopt", "--stack", "dev", "--project", str(ROOT)]) == 0
+    assert push().out == "up to date\n"
 
 
 @pytest.mark.db
@@ -749,7 +763,7 @@ def test_two_concurrent_pushes_apply_a_new_migration_once(
         source / "public" / "0004_audit.sql",
         'CREATE TABLE public."AuditLog" (id bigserial PRIMARY KEY);',
     )
-    environment = {**os.environ, "DATABASE_URL": database.url}
+    environment = {**os.environ, "DATABASE_URL": database.url, PUSH_KEY_VARIABLE: PUSH_KEY}
     command = [sys.executable, "-m", "naapdb", "push", "--source", str(source)]
     with database.server.connect() as holder:
         # Hold the push lock so both processes are provably waiting at once.

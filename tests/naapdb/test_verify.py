@@ -1,5 +1,5 @@
 """`verify` against a real PostgreSQL: the plan's SQL applied, objects
-created as naap_owner, then each kind of drift made by hand, one at a time;
+created by their schema's owner, then each kind of drift made by hand, one at a time;
 verify must exit 1, name it, and its fix SQL must really fix it."""
 
 from __future__ import annotations
@@ -22,8 +22,10 @@ from naapdb.__main__ import build_parser, main
 from naapdb.catalog import parse_catalog
 from naapdb.commands import verify as verify_command
 from naapdb.plan import AccessPlan, build_plan
+from naapdb.pushkey import PUSH_KEY_VARIABLE
 from naapdb.sql import plan_to_sql
 from naapdb.stackfiles import find_project_root, load_stack_settings
+from tests.deployed import PUSH_KEY, deploy
 from tests.pgserver import PgServer, free_port
 
 pytestmark = pytest.mark.db
@@ -36,10 +38,11 @@ READONLY_PASSWORD = "ro-pw-4c2f8a9e1b7d"
 def create_objects(server: PgServer, plan: AccessPlan) -> None:
     """A table with a serial key and a function in every plugin schema, a
     ledger-like table in naap_meta, a view and a procedure in one schema;
-    all created as naap_owner after the grants, as the push does."""
-    statements: list[sql.Composable] = [sql.SQL("SET ROLE {}").format(sql.Identifier(names.OWNER))]
+    each created by its schema's owner after the grants, as the push does."""
+    statements: list[sql.Composable] = []
     for schema in plan.schemas:
         name = sql.Identifier(schema.name)
+        statements.append(sql.SQL("SET ROLE {}").format(sql.Identifier(schema.owner)))
         statements.append(
             sql.SQL(
                 "CREATE TABLE IF NOT EXISTS {}.items (id serial PRIMARY KEY, label text)"
@@ -54,6 +57,7 @@ def create_objects(server: PgServer, plan: AccessPlan) -> None:
             )
     if "plugin_wallet" in {schema.name for schema in plan.schemas}:
         statements += [
+            sql.SQL("SET ROLE plugin_wallet_owner"),
             sql.SQL(
                 "CREATE OR REPLACE VIEW plugin_wallet.item_labels AS "
                 "SELECT label FROM plugin_wallet.items"
@@ -145,7 +149,7 @@ def test_objects_created_later_by_the_owner_are_covered_by_default_privileges(
     dev_db: PgServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     dev_db.execute(
-        "SET ROLE naap_owner; CREATE TABLE plugin_gateway.routes (id bigint "
+        "SET ROLE plugin_gateway_owner; CREATE TABLE plugin_gateway.routes (id bigint "
         "GENERATED ALWAYS AS IDENTITY, path text); "
         "CREATE FUNCTION plugin_gateway.route_count() RETURNS bigint LANGUAGE sql "
         "AS 'SELECT count(*) FROM plugin_gateway.routes'"
@@ -172,12 +176,12 @@ DRIFTS = [
     ),
     (
         "revoked-default-privilege",
-        "ALTER DEFAULT PRIVILEGES FOR ROLE naap_owner IN SCHEMA plugin_community "
+        "ALTER DEFAULT PRIVILEGES FOR ROLE plugin_community_owner IN SCHEMA plugin_community "
         "REVOKE SELECT ON TABLES FROM plugin_community_ro",
         "missing default privilege: plugin_community_ro does not get SELECT on tables "
-        "naap_owner creates in plugin_community; fix: ALTER DEFAULT PRIVILEGES FOR ROLE "
-        '"naap_owner" IN SCHEMA "plugin_community" GRANT SELECT ON TABLES TO '
-        '"plugin_community_ro";',
+        "plugin_community_owner creates in plugin_community; fix: ALTER DEFAULT PRIVILEGES "
+        'FOR ROLE "plugin_community_owner" IN SCHEMA "plugin_community" GRANT SELECT ON '
+        'TABLES TO "plugin_community_ro";',
     ),
     (
         "dropped-membership",
@@ -233,8 +237,9 @@ DRIFTS = [
     (
         "table-owned-by-the-wrong-role",
         "ALTER TABLE plugin_dashboard.items OWNER TO naap_dashboard",
-        "object owner: table plugin_dashboard.items is owned by naap_dashboard, not naap_owner; "
-        'fix: ALTER TABLE "plugin_dashboard"."items" OWNER TO "naap_owner";',
+        "object owner: table plugin_dashboard.items is owned by naap_dashboard, not "
+        'plugin_dashboard_owner; fix: ALTER TABLE "plugin_dashboard"."items" OWNER TO '
+        '"plugin_dashboard_owner";',
     ),
     (
         "grant-to-public",
@@ -384,8 +389,9 @@ DRIFTS = [
     (
         "schema-owner",
         "ALTER SCHEMA plugin_gateway OWNER TO naap_migrator",
-        "schema owner: schema plugin_gateway is owned by naap_migrator, not naap_owner; "
-        'fix: ALTER SCHEMA "plugin_gateway" OWNER TO "naap_owner";',
+        "schema owner: schema plugin_gateway is owned by naap_migrator, not "
+        'plugin_gateway_owner; fix: ALTER SCHEMA "plugin_gateway" OWNER TO '
+        '"plugin_gateway_owner";',
     ),
 ]
 
@@ -424,7 +430,7 @@ def test_a_missing_schema_lists_it_and_what_depends_on_it(
     lines = drift_lines(out)
     assert lines[0] == (
         "missing schema: schema plugin_capacity does not exist; "
-        'fix: CREATE SCHEMA "plugin_capacity" AUTHORIZATION "naap_owner";'
+        'fix: CREATE SCHEMA "plugin_capacity" AUTHORIZATION "plugin_capacity_owner";'
     )
     assert all("plugin_capacity" in line for line in lines)
     assert sum(line.startswith("missing grant: ") for line in lines) == 2  # USAGE for rw, ro
@@ -442,7 +448,7 @@ def test_a_table_created_by_the_wrong_role_lacks_the_plan_grants(
     assert code == 1
     lines = drift_lines(out)
     assert lines[0].startswith(
-        "object owner: table plugin_wallet.stray is owned by postgres, not naap_owner"
+        "object owner: table plugin_wallet.stray is owned by postgres, not plugin_wallet_owner"
     )
     # the serial sequence follows its table: no line of its own for the owner
     assert not any("sequence plugin_wallet.stray_id_seq is owned" in line for line in lines)
@@ -499,12 +505,13 @@ def test_text_output_groups_by_schema_and_json_carries_the_same(
 def test_no_drift_after_the_real_push_of_the_sample_migrations(
     fresh_pg: PgServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """The push (as the migrator, acting as naap_owner) leaves nothing verify
-    would flag: its tables, sequences, cross-schema keys and the ledger."""
-    fresh_pg.execute(plan_to_sql(DEV_PLAN))
-    fresh_pg.execute("ALTER ROLE naap_migrator PASSWORD 'migrator-pw-5e0b2d'")
+    """The push (each schema's files as its push login, acting as its owner)
+    leaves nothing verify would flag: its tables, sequences, cross-schema
+    keys, the ledger and its recorder; the ledger read back names every file."""
+    deploy(fresh_pg, DEV_PLAN, {names.MIGRATOR: "migrator-pw-5e0b2d"}, "login-pw-5e0b2d")
     environment = {key: value for key, value in os.environ.items() if not key.startswith("PG")}
     environment["DATABASE_URL"] = fresh_pg.url(user=names.MIGRATOR, password="migrator-pw-5e0b2d")
+    environment[PUSH_KEY_VARIABLE] = PUSH_KEY
     push = subprocess.run(
         [sys.executable, "-m", "naapdb", "push", "--stack", "dev"],
         cwd=ROOT,
@@ -555,7 +562,7 @@ def test_alternating_rotation_prod_plan(
     # its instance class (naapdb.limits): the only difference at first.
     budget = (
         "connection budget: the server has max_connections 200, 195 of them for the plan's "
-        "logins and the admin, but the budget needs 564"
+        "logins and the admin, but the budget needs 572"
     )
     code, out, _ = run_verify(fresh_pg, monkeypatch, capsys, stack="prod")
     assert code == 1 and [line.split(" (")[0] for line in drift_lines(out)] == [budget]
@@ -731,7 +738,7 @@ def test_parse_ignores_nothing_it_reads() -> None:
         "schemas": [["public", "naap_owner", [["public_rw", "USAGE", False]]]],
         "relations": [["public", "items", "r", "naap_owner", [], False]],
         "columns": [],
-        "routines": [["public", "f", "a integer", "p", "naap_owner", []]],
+        "routines": [["public", "f", "a integer", "p", "naap_owner", [], False]],
         "default_acls": [["naap_owner", None, "f", [["public", "EXECUTE", False]]]],
     }
     live = verify_module.parse_live_state(document)
