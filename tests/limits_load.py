@@ -95,16 +95,17 @@ def prepare(server: PgServer, plan: AccessPlan, plan_sql: str) -> dict[str, str]
 
 
 def create_tables(server: PgServer, noisy_schema: str, quiet_schema: str) -> None:
-    """One table in the noisy and one in the quiet schema, created as
-    naap_owner so the default privileges give them their rights."""
+    """One table in the noisy and one in the quiet schema, each created by
+    its schema's owner so the default privileges give them their rights."""
     statements = [
-        sql.SQL("SET ROLE {}").format(sql.Identifier(names.OWNER)),
+        sql.SQL("SET ROLE {}").format(sql.Identifier(names.schema_owner(noisy_schema))),
         sql.SQL("CREATE TABLE {}.{} (id int PRIMARY KEY, n int NOT NULL)").format(
             sql.Identifier(noisy_schema), sql.Identifier(NOISY_TABLE)
         ),
         sql.SQL("INSERT INTO {}.{} VALUES (1, 0)").format(
             sql.Identifier(noisy_schema), sql.Identifier(NOISY_TABLE)
         ),
+        sql.SQL("SET ROLE {}").format(sql.Identifier(names.schema_owner(quiet_schema))),
         sql.SQL("CREATE TABLE {}.{} (id serial PRIMARY KEY, note text)").format(
             sql.Identifier(quiet_schema), sql.Identifier(QUIET_TABLE)
         ),
@@ -181,6 +182,12 @@ def run_neighbour_load(
     migrator = plan.logins_of(names.MIGRATOR)[0]
     found = discover(migrations, catalog)
 
+    def connect_schema(schema: str) -> psycopg.Connection[Any]:
+        login = names.schema_migrator(schema)
+        return psycopg.connect(
+            server.conninfo(user=login, password=passwords[login]), autocommit=True
+        )
+
     def push_loop() -> None:
         round_ = 0
         while go_on(round_):
@@ -190,7 +197,7 @@ def run_neighbour_load(
                 with psycopg.connect(
                     server.conninfo(user=migrator, password=passwords[migrator]), autocommit=True
                 ) as connection:
-                    push(connection, found, catalog)
+                    push(connection, found, catalog, connect_schema=connect_schema)
                 with lock:
                     report.push_runs += 1
                     report.push_while_flooded += during and flooded.is_set()

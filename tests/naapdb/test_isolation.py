@@ -2,9 +2,10 @@
 boundary.
 
 `plan --format sql` is applied to a fresh `naap`; every login role gets a
-real password; `naap_migrator`, as `naap_owner`, then creates a table with a
-serial key and a function in every schema, after the grants, so what is
-tested on them is the default privileges. Each login role then connects over
+real password; each schema's push login, as its schema's owner (and
+`naap_migrator` as `naap_owner` in `naap_meta`), then creates a table with a
+serial key and a function there, after the grants, as the push does, so what
+is tested on them is the default privileges. Each login role then connects over
 TCP with its password and tries, in every schema, SELECT, INSERT, UPDATE,
 DELETE, nextval, a function call, CREATE TABLE, DROP TABLE and ALTER TABLE.
 The expected outcome of every cell is derived from the plan (memberships,
@@ -208,17 +209,19 @@ def attempt(connection: psycopg.Connection, statement: sql.Composable) -> str:
 
 def prepare(server: PgServer, plan: AccessPlan) -> dict[str, str]:
     """Apply the plan, give every login a password, and create the probed
-    objects as naap_owner (through the migrator); returns the passwords."""
+    objects as each schema's owner (through its push login); returns the
+    passwords."""
     server.execute(plan_to_sql(plan))
     # Every login, `_b` included: under alternating rotation `pulumi up`
     # leaves `_b` without a password until its first rotation (tests/naapdb/
     # test_rotate.py); here both carry the identity, as after a rotation.
     passwords = {role.name: secrets.token_urlsafe(18) for role in plan.login_roles}
     server.set_passwords(passwords)
-    migrator = plan.logins_of(names.MIGRATOR)[0]
-    with server.connect(user=migrator, password=passwords[migrator]) as connection:
-        connection.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(names.OWNER)))
-        for schema in plan.schemas:
+    for schema in plan.schemas:
+        # The login the push creates a schema's objects with, acting as its owner.
+        login = schema.migrator or plan.logins_of(names.MIGRATOR)[0]
+        with server.connect(user=login, password=passwords[login]) as connection:
+            connection.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(schema.owner)))
             name = sql.Identifier(schema.name)
             connection.execute(
                 sql.SQL(
@@ -318,7 +321,8 @@ def test_the_model_denies_plugins_what_the_design_denies() -> None:
     """The derivation itself, on the design's statements (so a wrong model
     cannot make the matrix pass): a plugin reads only its `reads`, never
     writes elsewhere, never does DDL; the app writes everywhere; readonly
-    only reads; only the migrator is an owner."""
+    only reads; each schema's push login owns that schema alone, naap_migrator
+    naap_meta alone."""
     plan = build_plan(CATALOG, Rotation.SINGLE)
     plugin_schemas = [s for s in plan.schemas if s.plugin]
     for entry in CATALOG.plugins:
@@ -332,10 +336,21 @@ def test_the_model_denies_plugins_what_the_design_denies() -> None:
         app = rights(plan, names.APP, schema.name)
         assert {"SELECT", "INSERT", "UPDATE", "DELETE"} <= app.table and not app.owner
         readonly = rights(plan, names.READONLY, schema.name)
-        assert readonly.table == {"SELECT"} and not readonly.may_nextval()
-    meta = [rights(plan, role.name, names.META_SCHEMA) for role in plan.login_roles]
-    assert [r.owner for r in meta].count(True) == 1
-    assert all(not r.usage for r in meta if not r.owner)
+        assert readonly.table == {"SELECT", "REFERENCES"} and not readonly.may_nextval()
+    for login in plan.login_roles:
+        owned = [s.name for s in plan.schemas if rights(plan, login.name, s.name).owner]
+        expected = {names.MIGRATOR: [names.META_SCHEMA]}
+        expected |= {s.migrator: [s.name] for s in plugin_schemas if s.migrator}
+        assert owned == expected.get(login.name, []), login.name
+    # naap_meta: the push logins may call the recorder; naap_readonly reads the ledger
+    for login in plan.login_roles:
+        meta = rights(plan, login.name, names.META_SCHEMA)
+        if login.name == names.READONLY:
+            assert meta.table == {"SELECT"} and not meta.function
+        elif login.purpose == "schema-migrator":
+            assert meta.usage and meta.function == {"EXECUTE"} and not meta.table
+        elif login.name != names.MIGRATOR:
+            assert not meta.usage, login.name
     # every login may connect, through naap_connect alone; nobody else may
     for rotation in Rotation:
         rotated = build_plan(CATALOG, rotation)

@@ -18,9 +18,10 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
-from naapdb import names, prisma
+from naapdb import names, prisma, verify
 from naapdb.__main__ import main
 from naapdb.catalog import parse_catalog
+from naapdb.plan import AccessPlan, build_plan
 from naapdb.prisma import PrismaSchemaError, compare, parse_schemas, read_schemas
 from naapdb.stackfiles import find_project_root, load_stack_settings
 from tests.pgserver import PgServer
@@ -29,6 +30,7 @@ ROOT = find_project_root(Path(__file__).parent)
 FIXTURES = ROOT / "tests" / "fixtures" / "prisma"
 CATALOG = load_stack_settings("dev", ROOT).catalog
 MIGRATOR_PASSWORD = "prisma/migrator:pw@1"
+PRISMA_PLAN = build_plan(load_stack_settings("dev").catalog, prisma=True)
 
 
 def check(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -267,6 +269,11 @@ with open(os.environ["FAKE_NPX_LOG"], "a") as log:
     }}) + "\\n")
 # A careless tool echoing its connection: the push must redact it.
 print("Datasource db: " + os.environ["DATABASE_URL"])
+if os.environ.get("FAKE_PRISMA_SQL"):
+    # What Prisma's own push does: DDL on the URL it was given.
+    import psycopg
+    with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as connection:
+        connection.execute(os.environ["FAKE_PRISMA_SQL"])
 sys.exit(int(os.environ.get("FAKE_NPX_EXIT", "0")))
 """
 
@@ -304,10 +311,18 @@ def _push(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str
     return code, captured.out, captured.err
 
 
+PRISMA_DDL = (
+    'CREATE TABLE public."PrismaUser" (id text PRIMARY KEY); '
+    "CREATE TYPE plugin_community.\"PrismaMood\" AS ENUM ('up', 'down'); "
+    'CREATE TABLE plugin_community."PrismaPost" (id serial PRIMARY KEY, '
+    'author text REFERENCES public."PrismaUser" (id), mood plugin_community."PrismaMood")'
+)
+
+
 @pytest.mark.db
 @pytest.mark.parametrize(("version", "skip_generate"), [("6.7.0", True), ("7.1.0", False)])
 def test_push_runs_prisma_as_naap_owner_under_the_lock(
-    pg: PgServer,
+    fresh_pg: PgServer,
     fake_npx: Path,
     platform_dir: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -315,9 +330,14 @@ def test_push_runs_prisma_as_naap_owner_under_the_lock(
     version: str,
     skip_generate: bool,
 ) -> None:
-    url = pg.url()
+    """Prisma creates every schema's objects as naap_owner (a member of every
+    schema's owner in prisma mode); the push then hands each to its schema's
+    owner with the rights its default privileges give, so the database ends
+    as the SQL push leaves it: verify finds nothing."""
+    url = _apply_plan(fresh_pg, PRISMA_PLAN)
     monkeypatch.setenv("DATABASE_URL", url)
     monkeypatch.setenv("FAKE_PRISMA_VERSION", version)
+    monkeypatch.setenv("FAKE_PRISMA_SQL", PRISMA_DDL)
     code, out, err = _push(capsys, "--prisma", str(platform_dir))
     assert code == 0, err
     [call] = _calls(fake_npx)
@@ -327,8 +347,17 @@ def test_push_runs_prisma_as_naap_owner_under_the_lock(
     assert call["argv"] == expected
     assert Path(call["cwd"]).resolve() == platform_dir.resolve()
     assert call["DATABASE_URL"] == call["DIRECT_URL"] == prisma.prisma_url(url)
-    assert pg.password not in out + err  # the tool's echo is redacted
-    assert "Datasource db: postgresql://postgres:***@" in out
+    assert MIGRATOR_PASSWORD not in out + err  # the tool's echo is redacted
+    assert "Datasource db: postgresql://naap_migrator:***@" in out
+    # two tables and a type; each table's and its serial sequence's rights for _rw and _ro
+    assert out.splitlines()[-1] == "handed 3 objects to their schema's owner, restored 6 rights"
+    with fresh_pg.connect() as admin:
+        owners = admin.execute(
+            "SELECT c.relname, c.relowner::regrole::text FROM pg_class c "
+            "WHERE c.relname IN ('PrismaUser', 'PrismaPost') ORDER BY 1"
+        ).fetchall()
+        assert owners == [("PrismaPost", "plugin_community_owner"), ("PrismaUser", "public_owner")]
+        assert not verify.verify(admin, PRISMA_PLAN).differences
 
 
 @pytest.mark.db
@@ -384,10 +413,10 @@ def test_without_an_installed_prisma_the_push_says_what_to_do(
 # ---------------------------------------------------------------- the URL on a real server
 
 
-def _apply_plan(server: PgServer) -> str:
+def _apply_plan(server: PgServer, plan: AccessPlan | None = None) -> str:
     from naapdb.sql import plan_to_sql
 
-    server.execute(plan_to_sql(load_stack_settings("dev", ROOT).plan))
+    server.execute(plan_to_sql(plan or load_stack_settings("dev", ROOT).plan))
     server.set_passwords({names.MIGRATOR: MIGRATOR_PASSWORD})
     return (
         f"postgresql://{names.MIGRATOR}:{quote(MIGRATOR_PASSWORD, safe='')}"
@@ -397,7 +426,8 @@ def _apply_plan(server: PgServer) -> str:
 
 @pytest.mark.db
 def test_the_prisma_url_makes_what_prisma_creates_owned_by_naap_owner(fresh_pg: PgServer) -> None:
-    url = prisma.prisma_url(_apply_plan(fresh_pg))
+    """Until the push hands it to its schema's owner (the test above)."""
+    url = prisma.prisma_url(_apply_plan(fresh_pg, PRISMA_PLAN))
     with psycopg.connect(url, autocommit=True) as connection:
         assert connection.execute("SELECT session_user, current_user").fetchone() == (
             names.MIGRATOR,
