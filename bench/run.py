@@ -495,23 +495,16 @@ PUSH_STACK = "dev"  # the sample migrations are for the committed catalogue
 
 def _prepared_server(factory: Any, plan: Any) -> tuple[Any, str]:
     """A fresh database `naap` with the plan applied by the superuser, as
-    `pulumi up` leaves it, and the migrator's URL (with a password set here)."""
+    `pulumi up` leaves it, and the migrator's URL (with a password set here;
+    each schema's push login with the one `tests.deployed.PUSH_KEY` derives)."""
     import secrets
 
-    from psycopg import sql
-
     from naapdb import names
-    from naapdb.sql import plan_to_sql
+    from tests.deployed import deploy
 
     server = factory.start()
-    server.execute(plan_to_sql(plan))
     password = secrets.token_urlsafe(18)
-    with server.connect() as connection:
-        connection.execute(
-            sql.SQL("ALTER ROLE {} PASSWORD {}").format(
-                sql.Identifier(names.MIGRATOR), sql.Literal(password)
-            )
-        )
+    deploy(server, plan, {names.MIGRATOR: password}, secrets.token_urlsafe(18))
     return server, server.url(user=names.MIGRATOR, password=password)
 
 
@@ -521,22 +514,30 @@ def _push_in_process(url: str, source: Path) -> tuple[float, int]:
     import io
 
     from naapdb.__main__ import main as naapdb_main
+    from naapdb.pushkey import PUSH_KEY_VARIABLE
+    from tests.deployed import PUSH_KEY
 
-    os.environ["DATABASE_URL"] = url
+    os.environ["DATABASE_URL"], os.environ[PUSH_KEY_VARIABLE] = url, PUSH_KEY
     try:
         with counting_statements() as sent, contextlib.redirect_stdout(io.StringIO()) as out:
             seconds, code = timed(
                 lambda: naapdb_main(["push", "--source", str(source), "--project", str(ROOT)])
             )
     finally:
-        del os.environ["DATABASE_URL"]
+        del os.environ["DATABASE_URL"], os.environ[PUSH_KEY_VARIABLE]
     if code != 0:
         raise RuntimeError(f"push exited {code}: {out.getvalue()[-300:]}")
     return seconds, len(sent)
 
 
 def _push_cli(url: str, source: Path) -> float:
-    return _timed_cli(["push", "--source", str(source), "--project", str(ROOT)], DATABASE_URL=url)
+    from tests.deployed import PUSH_KEY
+
+    return _timed_cli(
+        ["push", "--source", str(source), "--project", str(ROOT)],
+        DATABASE_URL=url,
+        NAAPDB_PUSH_KEY=PUSH_KEY,
+    )
 
 
 def bench_push(report: Report) -> None:
