@@ -85,21 +85,31 @@ def _run(connection: Executor, differences: Sequence[Difference]) -> None:
 
 
 def _borrow(connection: Any, roles: Iterable[str]) -> list[str]:
-    """Make a non-superuser login a member of each role it needs and is not
-    yet (ALTER ... OWNER needs membership in the old and the new owner);
-    the roles to give back at the end. A superuser needs none."""
+    """Make a non-superuser login a member of each role it needs and cannot
+    yet use (ALTER ... OWNER needs the old owner's rights and SET ROLE to
+    the new one; PostgreSQL 16 gives a CREATEROLE admin ADMIN alone on the
+    roles it creates); the roles to give back at the end. A superuser needs
+    none."""
     row = connection.execute(
-        "SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user"
+        "SELECT rolsuper, pg_catalog.current_setting('server_version_num')::int >= 160000"
+        " FROM pg_catalog.pg_roles WHERE rolname = current_user"
     ).fetchone()
     if row is None or row[0]:
         return []
+    sixteen = bool(row[1])
+    usable = (
+        "pg_catalog.pg_has_role(current_user, %s, 'USAGE')"
+        " AND pg_catalog.pg_has_role(current_user, %s, 'SET')"
+        if sixteen
+        else "pg_catalog.pg_has_role(current_user, %s, 'USAGE') AND %s IS NOT NULL"
+    )
+    grant = "GRANT {} TO CURRENT_USER" + (" WITH INHERIT TRUE, SET TRUE" if sixteen else "")
     borrowed = []
     for role in sorted(roles):
-        member = connection.execute(
-            "SELECT current_user = %s OR pg_catalog.pg_has_role(current_user, %s, 'MEMBER')",
-            (role, role),
+        held = connection.execute(
+            f"SELECT current_user = %s OR ({usable})", (role, role, role)
         ).fetchone()
-        if member is not None and not member[0]:
-            connection.execute(sql.SQL("GRANT {} TO CURRENT_USER").format(sql.Identifier(role)))
+        if held is not None and not held[0]:
+            connection.execute(sql.SQL(grant).format(sql.Identifier(role)))
             borrowed.append(role)
     return borrowed

@@ -134,22 +134,27 @@ class Project:
         )
 
 
-def make_project(destination: Path, server: PgServer, venv: Path) -> Project:
+def copy_project(source_root: Path, path: Path) -> None:
+    """The project's files (code, catalogue, migrations, policy) from
+    `source_root` into `path`, over what is there; stack files and state stay."""
+    for entry in PROJECT_ENTRIES:
+        source, target = source_root / entry, path / entry
+        if source.is_dir():
+            if target.is_dir():
+                shutil.rmtree(target)
+            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "venv"))
+        else:
+            shutil.copy2(source, target)
+
+
+def make_project(destination: Path, server: PgServer, venv: Path, source: Path = ROOT) -> Project:
     """The project as a user has it (its venv linked in, as `pulumi up`
     would have created it), state in a file backend under `destination`,
-    and an `integration` stack on `server`."""
+    and an `integration` stack on `server`; `source`: the checkout to copy
+    (another revision's, to deploy what it deployed)."""
     path = destination / "project"
     path.mkdir(parents=True)
-    for entry in PROJECT_ENTRIES:
-        source = ROOT / entry
-        if source.is_dir():
-            shutil.copytree(
-                source,
-                path / entry,
-                ignore=shutil.ignore_patterns("__pycache__", "venv"),
-            )
-        else:
-            shutil.copy2(source, path / entry)
+    copy_project(source, path)
     (path / "venv").symlink_to(venv)
     (path / "policy" / "venv").symlink_to(venv)
     state = destination / "state"
@@ -193,6 +198,9 @@ def make_project(destination: Path, server: PgServer, venv: Path) -> Project:
         "naap-db:push.mode=sql",
         "--plaintext",
         "naap-db:push.source=migrations",
+        # The suite's servers have max_connections 200 (tests/pgserver.py).
+        "--plaintext",
+        "naap-db:limits.maxConnections=200",
     )
     # On stdin, not argv, where any process on the machine could read it.
     project.pulumi("config", "set", "--secret", "naap-db:adminPassword", stdin=server.password)

@@ -230,6 +230,29 @@ class PgServer:
         with psycopg.connect(self.conninfo(dbname), autocommit=True) as connection:
             connection.execute(sql)  # type: ignore[arg-type]
 
+    def dump(self, dbname: str = names.DATABASE) -> str:
+        """The whole state a migration could touch, as text: `pg_dumpall
+        --roles-only` (roles, their password verifiers, memberships and
+        settings) and `pg_dump` of the database (every object, ACL, owner,
+        default privilege and row), by this server's own binaries."""
+        environment = {**os.environ, "PGPASSWORD": self.password}
+        common = ["-h", self.host, "-p", str(self.port), "-U", SUPERUSER]
+        roles = subprocess.run(
+            [str(self.bin_dir / "pg_dumpall"), *common, "--roles-only"],
+            env=environment,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        database = subprocess.run(
+            [str(self.bin_dir / "pg_dump"), *common, "--no-sync", "-d", dbname],
+            env=environment,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        return roles + database
+
     def set_passwords(self, passwords: Mapping[str, str], dbname: str = names.DATABASE) -> None:
         """Give each role (key) its password (value), as the superuser."""
         from psycopg import sql

@@ -15,6 +15,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,7 +26,14 @@ import pytest
 
 from naapdb import names
 from naapdb.stackfiles import load_stack_settings
-from tests.engine import STACK, Project, make_project, missing_engine_reason
+from tests.engine import (
+    ROOT,
+    STACK,
+    Project,
+    copy_project,
+    make_project,
+    missing_engine_reason,
+)
 from tests.pgserver import ClusterFactory, PgServer
 
 pytestmark = pytest.mark.cli
@@ -210,6 +218,30 @@ def test_a_failing_migration_fails_up_naming_the_file_and_applies_nothing(
     assert ("plugin_wallet", 2) in _ledger(server)
 
 
+def test_a_hostile_file_fails_up_naming_it_and_reaches_nothing(deployed: Project) -> None:
+    """A file in gateway's folder that hands gateway's table to wallet's
+    login: an owner may, a file may not (naapdb.push.confine). `up` fails
+    naming it; nothing of it stays, wallet's login still reads nothing of
+    gateway's; the stack deploys again once it is gone."""
+    server = deployed.server
+    hostile = deployed.path / "migrations" / "plugin_gateway" / "0002_share.sql"
+    hostile.write_text(
+        "CREATE TABLE plugin_gateway.shared (x int);\n"
+        "GRANT SELECT ON plugin_gateway.shared TO naap_wallet;\n"
+    )
+    result = deployed.pulumi("up", "--yes", "--skip-preview", check=False)
+    printed = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "0002_share.sql" in printed and "SELECT to naap_wallet" in printed, printed[-4000:]
+    with server.connect() as admin:
+        shared = admin.execute("SELECT to_regclass('plugin_gateway.shared')").fetchone()
+    assert shared == (None,)
+    assert ("plugin_gateway", 2) not in _ledger(server)
+    hostile.unlink()
+    deployed.up()
+    deployed.preview("--expect-no-changes")
+
+
 def test_the_policy_pack_passes_the_program_and_stops_a_superuser(deployed: Project) -> None:
     deployed.preview("--policy-pack", "policy")
     main = deployed.path / "__main__.py"
@@ -246,26 +278,103 @@ def test_destroy_keeps_the_schemas_and_their_data(deployed: Project) -> None:
         password = urlsplit(url).password
         assert password and password not in printed
 
-    # The provider's REASSIGN OWNED BY naap_owner handed what destroy kept to
-    # the admin, and DROP OWNED BY took the old groups' rights on the tables.
-    # A new `up` takes the schemas back, but its push cannot read the ledger
-    # and says why; verify lists each object with the statement that mends
-    # it, and once the admin has run those (owners first) the stack is whole.
-    again = deployed.pulumi("up", "--yes", "--skip-preview", check=False)
-    assert again.returncode != 0
-    assert "is owned by postgres, not naap_owner" in again.stdout, again.stdout[-3000:]
+    # The provider's REASSIGN OWNED BY each schema's owner handed what destroy
+    # kept to the admin, and DROP OWNED BY took the groups' rights on the
+    # tables. verify lists each object with the statement that mends it; the
+    # next `pulumi up` alone needs none of them: its adoption (naapdb.adopt,
+    # as the admin) hands every object back to its schema's owner with its
+    # rights before the push reads the ledger.
     result = deployed.naapdb("verify", "--stack", STACK, "--format", "json", url=server.url())
     assert result.returncode == 1, result.stdout + result.stderr
     differences = json.loads(result.stdout)["differences"]
     owners = [d for d in differences if d["kind"] == "object-owner"]
     assert any(d["message"].startswith("table public.User ") for d in owners), owners
-    # Owners first, then the rights; not the DROP SCHEMA verify offers for
-    # plugin_invoices, kept with its rows when that plugin left.
-    mend = [d for d in differences if not d["fix"].startswith("DROP ")]
+    again = deployed.up()
+    assert "adopted: " in again.stdout, again.stdout[-3000:]
     with server.connect() as admin:
-        for difference in sorted(mend, key=lambda d: d["kind"] != "object-owner"):
-            admin.execute(difference["fix"])
-    deployed.up()
+        assert admin.execute("""SELECT count(*) FROM public."User" """).fetchone() == (1,)
+    deployed.preview("--expect-no-changes")
+    # plugin_invoices stays, with its rows, since that plugin left: verify
+    # offers its DROP SCHEMA (RESTRICT) as a person's decision, nothing else.
     result = deployed.naapdb("verify", "--stack", STACK, "--format", "json", url=server.url())
     left = [d["kind"] for d in json.loads(result.stdout)["differences"]]
     assert left == ["extra-schema"], result.stdout
+
+
+# The last main before each schema had an owner of its own.
+LEGACY_COMMIT = "503bdc4834bdbdbc1ef44929118601c90f0ed4f6"
+
+
+def test_a_deployment_of_the_shared_owner_model_moves_over_with_pulumi_up_alone(
+    pg_factories: Callable[[str], ClusterFactory], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A stack deployed by main at LEGACY_COMMIT (naap_owner owns every schema
+    and object; its push ran every file as naap_owner) with rows in it, then
+    this checkout's code over the same project and stack, and `pulumi up`:
+    no table recreated (the same oids), no row lost, every object its
+    schema's owner's with the plan's rights, verify exits 0, a second
+    preview changes nothing (tests/naapdb/test_upgrade.py holds the same on
+    PostgreSQL 16 and 18 without the engine)."""
+    if missing_engine_reason() is not None:
+        pytest.fail(str(missing_engine_reason()))
+    workdir = tmp_path_factory.mktemp("upgrade")
+    legacy = workdir / "legacy"
+    legacy.mkdir()
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", "--format=tar", LEGACY_COMMIT],
+        capture_output=True,
+        check=False,
+    )
+    assert archive.returncode == 0, (
+        f"the checkout lacks {LEGACY_COMMIT} (a shallow clone?): "
+        + archive.stderr.decode(errors="replace")
+    )
+    subprocess.run(["tar", "-x", "-C", str(legacy)], input=archive.stdout, check=True)
+    server = pg_factories(ENGINE_POSTGRES).start()
+    try:
+        project = make_project(workdir, server, Path(sys.prefix), source=legacy)
+        project.up()
+        with server.connect() as admin:
+            admin.execute(
+                """INSERT INTO public."User" ("id", "email") VALUES ('u1', 'legacy@example.org');"""
+                """INSERT INTO plugin_wallet."WalletConnection" """
+                """("userId", "address", "chainId", "provider") VALUES ('u1', '0x1', 1, 'm')"""
+            )
+            owner = admin.execute(
+                "SELECT tableowner FROM pg_tables WHERE tablename = 'WalletConnection'"
+            ).fetchone()
+        assert owner == (names.OWNER,)
+        before = _relations_and_rows(server)
+
+        copy_project(ROOT, project.path)
+        project.up()
+        assert _relations_and_rows(server) == before
+        with server.connect() as admin:
+            owner = admin.execute(
+                "SELECT tableowner FROM pg_tables WHERE tablename = 'WalletConnection'"
+            ).fetchone()
+        assert owner == ("plugin_wallet_owner",)
+        result = project.naapdb("verify", "--stack", STACK, url=server.url())
+        assert result.returncode == 0, result.stdout + result.stderr
+        project.preview("--expect-no-changes")
+    finally:
+        server.stop()
+
+
+def _relations_and_rows(server: PgServer) -> dict[str, object]:
+    with server.connect() as admin:
+        relations = admin.execute(
+            "SELECT n.nspname, c.relname, c.oid FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = ANY(%s) ORDER BY 1, 2",
+            (["public", "plugin_wallet", "plugin_community", "naap_meta"],),
+        ).fetchall()
+        rows = {
+            table: admin.execute(f"SELECT * FROM {table} ORDER BY 1").fetchall()  # type: ignore[arg-type]
+            for table in (
+                'public."User"',
+                'plugin_wallet."WalletConnection"',
+                "naap_meta.schema_migrations",
+            )
+        }
+    return {"relations": relations, "rows": rows}

@@ -60,7 +60,7 @@ from naapdb.verify.live import (
     parse_live_state,
     read_live_state,
 )
-from naapdb.verify.report import report_to_dict, report_to_json, report_to_text
+from naapdb.verify.report import report_to_dict, report_to_json, report_to_sql, report_to_text
 
 __all__ = [
     "CONNECTION_BUDGET",
@@ -78,6 +78,7 @@ __all__ = [
     "read_live_state",
     "report_to_dict",
     "report_to_json",
+    "report_to_sql",
     "report_to_text",
     "verify",
 ]

@@ -59,3 +59,53 @@ def report_to_dict(report: Report, stack: str) -> dict[str, Any]:
 
 def report_to_json(report: Report, stack: str) -> str:
     return json.dumps(report_to_dict(report, stack), indent=2) + "\n"
+
+
+# The order fixes run in as one script: what others depend on first (roles,
+# schemas, owners), then memberships, then privileges; a schema outside the
+# catalogue is a person's decision (it holds data) and is never dropped.
+SQL_ORDER = (
+    "missing-role",
+    "role-attribute",
+    "role-limit",
+    "missing-schema",
+    "schema-owner",
+    "object-owner",
+    "missing-membership",
+    "membership-option",
+    "extra-membership",
+    "security-definer",
+    "event-trigger",
+    "missing-grant",
+    "extra-grant",
+    "missing-default-privilege",
+    "extra-default-privilege",
+    "ledger-row",
+    "connection-budget",
+)
+NOT_RUN = frozenset({"extra-schema"})
+
+
+def report_to_sql(report: Report, stack: str) -> str:
+    """The fixes as one psql script for the server's admin, owners first,
+    in one transaction that stops at the first error; what is a person's
+    decision (dropping a schema) is listed as a comment, not run."""
+    rank = {kind: index for index, kind in enumerate(SQL_ORDER)}
+    ordered = sorted(
+        (d for d in report.differences if d.kind not in NOT_RUN),
+        key=lambda d: rank.get(d.kind, len(rank)),
+    )
+    lines = [
+        f"-- naap-db verify --stack {stack}: {len(report.differences)} differences from the plan",
+        "-- Run as the server's admin: psql -v ON_ERROR_STOP=1 -f fixes.sql",
+        "\\set ON_ERROR_STOP on",
+        "BEGIN;",
+    ]
+    for difference in ordered:
+        lines.append(f"-- {difference.kind}: {difference.message}")
+        lines.append(difference.fix)
+    for difference in report.differences:
+        if difference.kind in NOT_RUN:
+            lines.append(f"-- not run ({difference.kind}, a person's decision): {difference.fix}")
+    lines.append("COMMIT;")
+    return "\n".join(lines) + "\n"

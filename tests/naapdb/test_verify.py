@@ -381,6 +381,43 @@ DRIFTS = [
         'fix: GRANT SELECT ON TABLE "plugin_wallet"."item_labels" TO "plugin_wallet_ro";',
     ),
     (
+        "security-definer-function",
+        "SET ROLE plugin_wallet_owner; CREATE FUNCTION plugin_wallet.act_as_owner() "
+        "RETURNS int SECURITY DEFINER LANGUAGE sql AS 'SELECT 1'",
+        "security definer: function plugin_wallet.act_as_owner() is SECURITY DEFINER: whoever "
+        "may call it acts with the rights of plugin_wallet_owner; allow it by name in its "
+        "catalogue entry's securityDefiners, or make it SECURITY INVOKER; fix: ALTER FUNCTION "
+        '"plugin_wallet"."act_as_owner"() SECURITY INVOKER;',
+    ),
+    (
+        "event-trigger",
+        "SET ROLE public_owner; CREATE FUNCTION public.on_ddl() RETURNS event_trigger "
+        "LANGUAGE plpgsql AS 'BEGIN END'; RESET ROLE; "
+        "CREATE EVENT TRIGGER on_ddl ON ddl_command_start EXECUTE FUNCTION public.on_ddl()",
+        "event trigger: event trigger on_ddl (on ddl_command_start, owned by postgres) runs its "
+        'function on every matching command in every schema; fix: DROP EVENT TRIGGER "on_ddl";',
+    ),
+    (
+        "type-owned-by-the-wrong-role",
+        "CREATE TYPE plugin_wallet.mood AS ENUM ('up', 'down')",
+        "object owner: type plugin_wallet.mood is owned by postgres, not plugin_wallet_owner; "
+        'fix: ALTER TYPE "plugin_wallet"."mood" OWNER TO "plugin_wallet_owner";',
+    ),
+    (
+        "an-owners-functions-executable-by-public",
+        "ALTER DEFAULT PRIVILEGES FOR ROLE plugin_gateway_owner GRANT EXECUTE ON FUNCTIONS "
+        "TO PUBLIC",
+        "extra default privilege: PUBLIC gets EXECUTE on functions plugin_gateway_owner creates "
+        "in any schema (not in the plan); fix: ALTER DEFAULT PRIVILEGES FOR ROLE "
+        '"plugin_gateway_owner" REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;',
+    ),
+    (
+        "a-plugin-login-acting-as-another-schemas-owner",
+        "GRANT plugin_wallet_owner TO naap_gateway",
+        "extra membership: naap_gateway is a member of plugin_wallet_owner (not in the plan); "
+        'fix: REVOKE "plugin_wallet_owner" FROM "naap_gateway";',
+    ),
+    (
         "extra-schema",
         "CREATE SCHEMA scratch",
         "extra schema: schema scratch is not in the catalogue (naap-db:plugins); its contents "
@@ -529,6 +566,53 @@ def test_no_drift_after_the_real_push_of_the_sample_migrations(
         ).fetchone()
     assert tables is not None and tables[0] > len(DEV_PLAN.schemas)
     assert run_verify(fresh_pg, monkeypatch, capsys)[:2] == (0, "")
+    # A forged ledger row (a file never in the tree) is drift, with its fix.
+    fresh_pg.execute(
+        "INSERT INTO naap_meta.schema_migrations (schema, version, name, checksum, duration_ms)"
+        " VALUES ('plugin_wallet', 7, '0007_forged.sql', 'f00d', 1)"
+    )
+    code, out, _ = run_verify(fresh_pg, monkeypatch, capsys)
+    assert code == 1
+    assert drift_lines(out) == [
+        "ledger row: the ledger records plugin_wallet version 0007 (0007_forged.sql), but no "
+        "such file exists; a push stops on it (restore the file if it was applied for real; "
+        'delete the row if it was never a file); fix: DELETE FROM "naap_meta"."schema_migrations"'
+        " WHERE schema = 'plugin_wallet' AND version = 7;"
+    ]
+    # naap_readonly reads the ledger too: it sees the same.
+    code, out, _ = run_verify(
+        fresh_pg, monkeypatch, capsys, user=names.READONLY, password="login-pw-5e0b2d"
+    )
+    assert code == 1 and "ledger row: " in out
+    for fix in fixes_of(fresh_pg, monkeypatch, capsys):
+        fresh_pg.execute(fix)
+    assert run_verify(fresh_pg, monkeypatch, capsys)[:2] == (0, "")
+
+
+def test_the_fixes_as_one_psql_script_bring_the_database_back(
+    dev_db: PgServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What `pulumi destroy` leaves, and more: `--format sql` is the whole way
+    back in one script for the admin, owners first."""
+    dev_db.execute(
+        "ALTER TABLE plugin_wallet.items OWNER TO postgres;"
+        " REVOKE SELECT ON plugin_wallet.items FROM plugin_wallet_ro;"
+        " GRANT plugin_wallet_owner TO naap_gateway;"
+        " CREATE SCHEMA scratch"
+    )
+    code, script, _ = run_verify(dev_db, monkeypatch, capsys, "--format", "sql")
+    assert code == 1
+    lines = script.splitlines()
+    assert lines[2:4] == ["\\set ON_ERROR_STOP on", "BEGIN;"] and lines[-1] == "COMMIT;"
+    statements = [line for line in lines if line and not line.startswith(("--", "\\"))]
+    assert statements[1].startswith('ALTER TABLE "plugin_wallet"."items" OWNER TO')
+    assert (
+        '-- not run (extra-schema, a person\'s decision): DROP SCHEMA "scratch" RESTRICT;' in lines
+    )
+    with dev_db.connect() as admin:
+        admin.execute("\n".join(line for line in lines if not line.startswith("\\")))
+    dev_db.execute("DROP SCHEMA scratch")
+    assert run_verify(dev_db, monkeypatch, capsys)[:2] == (0, "")
 
 
 # --- rights, rotation, errors ----------------------------------------------------
