@@ -4,48 +4,52 @@ default privilege and `PUBLIC` revocation of the access plan
 provider, one resource per plan item (memberships: one entry of a Role's
 `roles`).
 
-`DatabaseAccess` holds what belongs to the whole database: `naap_owner`,
-the group `naap_connect`, the login identities and their `_a`/`_b` logins
-(each Role naming the groups it is a member of, `naap_connect` first),
-CONNECT on the database for `naap_connect` (one grant), the revocation of
-PUBLIC's rights on it, and the revocation of PUBLIC's EXECUTE on functions
-naap_owner creates. One `SchemaAccess` per schema holds the schema itself,
-its `_rw`/`_ro` group roles, USAGE on the schema, the default privileges,
-and, on `public` only, PUBLIC's revocation (PostgreSQL gives PUBLIC nothing
-on a schema CREATE SCHEMA makes; `naapdb.plan.PUBLIC_RIGHTS_SCHEMAS`).
+`DatabaseAccess` holds what belongs to the whole database: `naap_owner`
+(the keeper of `naap_meta`), the groups `naap_connect` and `naap_recorder`,
+the login identities and their `_a`/`_b` logins (each Role naming the
+groups it is a member of, `naap_connect` first), CONNECT on the database
+for `naap_connect` (one grant), the revocation of PUBLIC's rights on it,
+and the revocation of PUBLIC's EXECUTE on functions naap_owner creates. One
+`SchemaAccess` per schema holds the schema itself, its owner
+`<schema>_owner`, its `_rw`/`_ro` group roles, its push login
+`<schema>_migrator`, USAGE on the schema, the default privileges (the
+owner's revocation of PUBLIC's EXECUTE included), and, on `public` only,
+PUBLIC's revocation (PostgreSQL gives PUBLIC nothing on a schema CREATE
+SCHEMA makes; `naapdb.plan.PUBLIC_RIGHTS_SCHEMAS`).
 
 What one plugin costs (single rotation / alternating): the SchemaAccess
-component, the Schema, 3 / 5 Roles (`_rw`, `_ro`, `naap_<plugin>`, and its
-`_a`/`_b`), USAGE for `_rw` and `_ro`, 5 DefaultPrivileges (tables,
-sequences, functions for `_rw`; tables, sequences for `_ro`): 12 / 14 here,
-plus one password (and under alternating rotation the identity's secret,
-its version and its rotation schedule) in `components/credentials.py` and
-`rotation.py`. Its right to connect is an entry of the identity's `roles`
-(`naap_connect`), not a resource.
+component, the Schema, 5 / 7 Roles (the owner, `_rw`, `_ro`, the push
+login, `naap_<plugin>`, and its `_a`/`_b`), USAGE for `_rw` and `_ro`, 6
+DefaultPrivileges: 15 / 17 here, plus one password (and under alternating
+rotation the identity's secret, its version and its rotation schedule) in
+`components/credentials.py` and `rotation.py`. Its right to connect is an
+entry of the identity's `roles` (`naap_connect`), not a resource; its push
+login's password derives from the stack's one push key.
 
 Data safety, decided in `_Declarer.options` only: schemas are always
 `retain_on_delete` (and `drop_cascade=False`), and in a production stack
 schemas and roles are protected. Removing a plugin from the catalogue
 removes its SchemaAccess children and its identity, and takes its groups out
 of the `roles` of `naap_app`, `naap_readonly` and its readers, nothing
-else: the schema, and so its tables, stays (owned by naap_owner). Its roles
-own nothing (naap_owner owns every object), so the provider's REASSIGN
-OWNED / DROP OWNED before DROP ROLE has nothing to move and the drop cannot
-loop on "some objects depend on it"; roles are not retained, since a role
-left behind would make adding the plugin back fail on "role already exists".
+else: the schema, and so its tables, stays. Its owner's REASSIGN OWNED
+before DROP OWNED and DROP ROLE hands the schema and its objects to the
+admin (adding the plugin back hands them to the new owner, `naapdb.adopt`);
+its other roles own nothing. Roles are not retained, since a role left
+behind would make adding the plugin back fail on "role already exists".
 
 Decisions the code below relies on:
 
 - Memberships are the member Role's `roles` input, not one `GrantRole` per
   membership: the provider reads a role's memberships back from
   `pg_auth_members` and revokes any it was not given, so a membership
-  granted by hand (`GRANT naap_owner TO naap_wallet`) shows as drift in
-  `pulumi preview` and is taken back by `pulumi up`; a `GrantRole` never
+  granted by hand (`GRANT plugin_gateway_owner TO naap_wallet`) shows as
+  drift in `pulumi preview` and is taken back by `pulumi up`; a `GrantRole` never
   notices memberships besides its own. The entries are the group Role
   resources' `name` outputs, so a member is created after its groups.
-- No `GRANT ... ON ALL TABLES/SEQUENCES/FUNCTIONS IN SCHEMA`: naap_owner
-  creates every object of a naap schema (the push runs `SET LOCAL ROLE
-  naap_owner`, prisma mode `-c role=naap_owner`), so the DefaultPrivileges
+- No `GRANT ... ON ALL TABLES/SEQUENCES/FUNCTIONS IN SCHEMA`: each schema's
+  owner creates every object of its schema (the push runs `SET LOCAL ROLE
+  <schema>_owner`; prisma mode hands Prisma's objects over right after),
+  so the DefaultPrivileges
   give each object its rights at creation. Those grants only re-granted what
   the defaults had given, at five resources per plugin and a catalog scan
   per resource on every refresh; `verify` checks every existing object's
@@ -57,10 +61,10 @@ Decisions the code below relies on:
   provider reads the stored verifier back, which without `ignore_changes`
   would make `pulumi up` clear the password rotation gave `_b`.
 - `public` (PostgreSQL 15+, owned by `pg_database_owner`): a `Schema`
-  resource named `public` with `owner=naap_owner` and `if_not_exists=True`
-  adopts the existing schema (the provider sees it exists and runs only
-  `ALTER SCHEMA public OWNER TO naap_owner`, which also rewrites the ACL's
-  grantor from pg_database_owner to naap_owner). Every grant, default
+  resource named `public` with `owner=public_owner` and
+  `if_not_exists=True` adopts the existing schema (the provider sees it
+  exists and runs only `ALTER SCHEMA public OWNER TO public_owner`, which
+  also rewrites the ACL's grantor from pg_database_owner to public_owner). Every grant, default
   privilege and revocation on `public` depends on that resource, so none
   runs while `pg_database_owner` still owns it: a non-superuser admin (RDS)
   makes the provider temporarily grant it the schema's owner, and

@@ -29,8 +29,9 @@ from typing import Any
 from psycopg import sql
 
 from naapdb.plan import AccessPlan
-from naapdb.verify.compare import MISSING_GRANT, OBJECT_OWNER, Difference, compare
+from naapdb.verify.compare import compare
 from naapdb.verify.live import Executor, read_live_state
+from naapdb.verify.model import MISSING_GRANT, OBJECT_OWNER, Difference
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from naapdb.verify.compare import KINDS, MISSING_ROLE, MISSING_SCHEMA, Difference, Report
+from naapdb.verify.model import KINDS, MISSING_ROLE, MISSING_SCHEMA, Difference, Report
 
 # Kinds whose summary line names the first few objects.
 NAMED_KINDS = {MISSING_SCHEMA: "schema", MISSING_ROLE: "role"}

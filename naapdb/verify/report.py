@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from naapdb.verify.compare import DATABASE_GROUP, ROLES_GROUP, Group, Report
+from naapdb.verify.model import DATABASE_GROUP, ROLES_GROUP, Group, Report
 
 # --- output -----------------------------------------------------------------
 
