@@ -35,7 +35,7 @@ from components.alarms import rotation_alarms
 from components.lambda_build import build_default_archive
 from components.rds import assumed_by
 from components.server import stack_tags
-from naapdb import trust
+from naapdb import proxy_credentials, trust
 from naapdb.rotate import ENDPOINT_VARIABLE, DbSecret
 from naapdb.settings import StackSettings
 
@@ -155,6 +155,7 @@ class PasswordRotation(pulumi.ComponentResource):
         server: DatabaseServer,
         secret_arns: Mapping[str, pulumi.Output[str]],
         ready_for: Callable[[str], Sequence[pulumi.Resource]] = lambda identity: (),
+        proxy_secret_prefix: str | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("naap:database:PasswordRotation", name, None, opts)
@@ -227,6 +228,12 @@ class PasswordRotation(pulumi.ComponentResource):
                     # identity secret can change everything in it (naapdb/trust.py).
                     trust.DATABASE_ENDPOINT_VARIABLE: database_endpoint(server),
                     trust.MASTER_ARN_VARIABLE: master_arn,
+                    # RDS Proxy's login secrets follow each rotation.
+                    **(
+                        {proxy_credentials.PROXY_SECRETS_VARIABLE: proxy_secret_prefix}
+                        if proxy_secret_prefix
+                        else {}
+                    ),
                 }
             ),
             tags=tags,
@@ -264,9 +271,19 @@ class PasswordRotation(pulumi.ComponentResource):
         policy = aws.iam.RolePolicy(
             f"{name}-lambda-secrets",
             role=role.id,
-            policy=pulumi.Output.all(secrets_pattern, function.arn, master_arn).apply(
+            policy=pulumi.Output.all(
+                secrets_pattern, function.arn, master_arn, partition.partition, region, account
+            ).apply(
                 lambda values: rotation_policy(
-                    values[0], function_arn=values[1], master_arn=values[2]
+                    values[0],
+                    function_arn=values[1],
+                    master_arn=values[2],
+                    proxy_secrets_pattern=(
+                        f"arn:{values[3]}:secretsmanager:{values[4]}:{values[5]}:secret:"
+                        f"{proxy_secret_prefix}*"
+                        if proxy_secret_prefix
+                        else None
+                    ),
                 )
             ),
             opts=child,
@@ -309,12 +326,32 @@ def secrets_arn_pattern(partition: str, region: str, account: str, stack: str) -
     return f"arn:{partition}:secretsmanager:{region}:{account}:secret:{secret_name(stack, '*')}"
 
 
-def rotation_policy(secrets_pattern: str, *, function_arn: str, master_arn: str) -> str:
+def rotation_policy(
+    secrets_pattern: str,
+    *,
+    function_arn: str,
+    master_arn: str,
+    proxy_secrets_pattern: str | None = None,
+) -> str:
     """The Lambda's inline policy: the four steps on the secrets named by
     `secrets_pattern` whose rotation function is `function_arn` (a secret
     of another stack, or of this stack's names but not rotated by this
     function, is out of reach), a read of the master secret, and random
-    passwords (not resource-scoped)."""
+    passwords (not resource-scoped); with RDS Proxy, writing the proxy's
+    login secrets (`naapdb.proxy_credentials`), which no rotation schedule
+    names, so the condition above cannot cover them."""
+    proxy = (
+        [
+            {
+                "Sid": "KeepTheProxyLoginSecretsCurrent",
+                "Effect": "Allow",
+                "Action": ["secretsmanager:PutSecretValue"],
+                "Resource": proxy_secrets_pattern,
+            }
+        ]
+        if proxy_secrets_pattern
+        else []
+    )
     return json.dumps(
         {
             "Version": "2012-10-17",
@@ -340,6 +377,7 @@ def rotation_policy(secrets_pattern: str, *, function_arn: str, master_arn: str)
                     "Action": ["secretsmanager:GetRandomPassword"],
                     "Resource": "*",
                 },
+                *proxy,
             ],
         }
     )

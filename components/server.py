@@ -42,6 +42,7 @@ from components.rds import (
 from components.settings import admin_password
 from naapdb import names, scram
 from naapdb.limits import POSTGRES_DEFAULT_MAX_CONNECTIONS
+from naapdb.pooler import ContainerPooler
 from naapdb.settings import ContainerServer, ExternalServer, RdsServer, StackSettings
 
 POSTGRES_PORT = 5432
@@ -89,6 +90,17 @@ class DatabaseServer(pulumi.ComponentResource):
     client_security_group_id: pulumi.Output[str] | None
     """A security group whose members may reach the instance on 5432 (its only
     egress rule); attach it to anything in the VPC that must connect."""
+    instance: aws.rds.Instance | None
+    """The RDS instance (rds only): what a proxy targets and replicas copy."""
+    parameter_group_name: pulumi.Output[str] | None
+    """The instance's parameter group (rds only), which its replicas share."""
+    monitoring_role_arn: pulumi.Input[str] | None
+    """The enhanced-monitoring role (rds with a monitoringInterval), for the replicas too."""
+
+    # container with a container pooler only: where PgBouncer reaches PostgreSQL.
+    network_name: pulumi.Output[str] | None
+    """The stack's Docker network, on which the server is `container_name`."""
+    container_name: str | None
 
     def __init__(
         self, name: str, settings: StackSettings, opts: pulumi.ResourceOptions | None = None
@@ -100,6 +112,11 @@ class DatabaseServer(pulumi.ComponentResource):
         self.subnet_ids = ()
         self.security_group_id = None
         self.client_security_group_id = None
+        self.instance = None
+        self.parameter_group_name = None
+        self.monitoring_role_arn = None
+        self.network_name = None
+        self.container_name = None
         self.sslrootcert = None
         self.client_sslrootcert = None
         server = settings.server
@@ -170,6 +187,7 @@ class DatabaseServer(pulumi.ComponentResource):
             opts=child,
         )
         secret_password: pulumi.Output[str] = pulumi.Output.secret(password.result)
+        networks = self._pooler_network(name, settings, container_name)
         container = docker.Container(
             f"{name}-container",
             name=container_name,
@@ -185,6 +203,7 @@ class DatabaseServer(pulumi.ComponentResource):
                 )
             ],
             volumes=[docker.ContainerVolumeArgs(volume_name=volume.name, container_path=DATA_DIR)],
+            networks_advanced=networks,
             healthcheck=docker.ContainerHealthcheckArgs(
                 tests=healthcheck_command(server.admin_user),
                 interval="2s",
@@ -234,6 +253,29 @@ class DatabaseServer(pulumi.ComponentResource):
         self.superuser = True
         self.identity = container.id
         self._ready = [container, sync]
+
+    def _pooler_network(
+        self, name: str, settings: StackSettings, container_name: str
+    ) -> list[docker.ContainerNetworksAdvancedArgs] | None:
+        """With a container pooler, a Docker network of the stack on which
+        PgBouncer reaches this container by name (the default bridge has no
+        names); None otherwise, so a stack without a pooler keeps its
+        container as it was. Joining it replaces the container once (the
+        data volume stays)."""
+        if not isinstance(settings.pooler, ContainerPooler):
+            return None
+        network = docker.Network(
+            f"{name}-network",
+            name=f"{physical_name(settings.stack)}-net",
+            labels=[
+                docker.NetworkLabelArgs(label=key, value=value)
+                for key, value in stack_labels(settings.stack).items()
+            ],
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.network_name = network.name
+        self.container_name = container_name
+        return [docker.ContainerNetworksAdvancedArgs(name=network.name, aliases=[container_name])]
 
     def _rds(self, name: str, settings: StackSettings, server: RdsServer) -> None:
         """A managed instance in private subnets; its master password never
@@ -370,6 +412,9 @@ class DatabaseServer(pulumi.ComponentResource):
         self.subnet_ids = server.subnet_ids
         self.security_group_id = database_group.id
         self.client_security_group_id = clients.id
+        self.instance = instance
+        self.parameter_group_name = parameters.name
+        self.monitoring_role_arn = monitoring_arn
         self._ready = [instance]
 
     def _external(self, server: ExternalServer) -> None:
