@@ -21,7 +21,7 @@ kind `rds`).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import pulumi
 import pulumi_aws as aws
@@ -177,18 +177,21 @@ class RdsProxy(pulumi.ComponentResource):
                 tags=tags,
                 opts=protected,
             )
-            password = passwords.get(login)
-            value: pulumi.Output[str] = pulumi.Output.secret(
-                password.apply(lambda known, login=login: proxy_credentials.document(login, known))
-                if password is not None
-                # No password yet (`_b`): the proxy cannot log in as it, nor can anyone.
-                else proxy_credentials.document(login, "")
-            )
+            # No password yet (`_b`): the proxy cannot log in as it, nor can anyone.
+            password = passwords.get(login, pulumi.Output.from_input(""))
+            value: pulumi.Output[str] = pulumi.Output.secret(password.apply(_document_of(login)))
             aws.secretsmanager.SecretVersion(
                 f"{name}-{login}", secret_id=secret.id, secret_string=value, opts=version_opts
             )
             arns[login] = secret.arn
         return arns
+
+
+def _document_of(login: str) -> Callable[[str], str]:
+    def document(password: str) -> str:
+        return proxy_credentials.document(login, password)
+
+    return document
 
 
 def login_secrets_pattern(partition: str, region: str, account: str, stack: str) -> str:

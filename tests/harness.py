@@ -179,6 +179,7 @@ DEFAULT_CALLS: dict[str, CallHandler] = {
     },
 }
 
+
 def _instance_address(resource: Resource) -> str:
     """The primary's mock address, or a replica's own (named after its identifier)."""
     if resource.inputs.get("replicateSourceDb"):

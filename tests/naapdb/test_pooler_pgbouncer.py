@@ -14,6 +14,7 @@ from __future__ import annotations
 import secrets
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -219,3 +220,42 @@ def test_a_plugin_at_its_pool_waits_while_every_other_plugin_connects(pooled: An
         for connection in held:
             connection.close()
         waiter.join(30)
+
+
+def project_of_the_fixture(folder: Path) -> Path:
+    """A copy of the checkout's stack files with what `dev_with_pooler` adds."""
+    import yaml
+
+    document = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
+    for entry in document["config"]["naap-db:plugins"]["value"]:
+        if entry["plugin"] == NOISY:
+            entry["limits"] = {"connections": NOISY_POOL}
+    (folder / "Pulumi.yaml").write_text(yaml.safe_dump(document))
+    stack = (ROOT / "Pulumi.dev.yaml").read_text()
+    (folder / "Pulumi.dev.yaml").write_text(stack + "  naap-db:pooler:\n    kind: container\n")
+    return folder
+
+
+def test_verify_through_the_pooler_names_the_server_behind_it(
+    pooled: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    """naap_readonly's pooled URL is enough for verify (one catalog query in
+    one transaction), and the report names the server it read and the
+    pooler it went through."""
+    from naapdb.__main__ import main
+
+    _, server, bouncer, passwords = pooled
+    url = (
+        f"postgresql://{names.READONLY}:{passwords[names.READONLY]}@{bouncer.host}:"
+        f"{bouncer.port}/naap?sslmode=disable"
+    )
+    monkeypatch.setenv("DATABASE_URL", url)
+    project = project_of_the_fixture(tmp_path)
+    code = main(["verify", "--stack", "dev", "--project", str(project)])
+    out, err = capsys.readouterr()
+    assert (code, out) == (0, ""), err
+    assert f"read the primary {server.host}:{server.port} (PostgreSQL 16." in err
+    assert f"; through {bouncer.host}:{bouncer.port})" in err

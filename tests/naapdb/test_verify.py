@@ -141,6 +141,7 @@ def test_json_report_without_drift(
         "role": "primary",
         "replay_lsn": None,
         "replay_age_seconds": None,
+        "via": None,
     }
     assert report == {
         "format_version": 1,
