@@ -37,7 +37,7 @@ class ReadReplicas(pulumi.ComponentResource):
         super().__init__("naap:database:ReadReplicas", name, None, opts)
         primary = settings.server
         assert isinstance(primary, RdsServer) and server.instance is not None
-        assert server.security_group_id is not None and server.parameter_group_name is not None
+        source = server.instance
         base = physical_name(settings.stack)
         tags = stack_tags(settings.stack)
         child = pulumi.ResourceOptions(parent=self, protect=settings.production)
@@ -50,15 +50,15 @@ class ReadReplicas(pulumi.ComponentResource):
                 identifier=identifier,
                 # Same region: the source's identifier; RDS puts the replica
                 # in the source's subnet group.
-                replicate_source_db=server.instance.identifier,
+                replicate_source_db=source.identifier,
                 instance_class=replica.instance_class or primary.instance_class,
                 availability_zone=replica.availability_zone,
                 storage_type="gp3",
                 storage_encrypted=True,
                 kms_key_id=primary.kms_key_id,
                 max_allocated_storage=primary.max_allocated_storage,
-                parameter_group_name=server.parameter_group_name,
-                vpc_security_group_ids=[server.security_group_id],
+                parameter_group_name=source.parameter_group_name,
+                vpc_security_group_ids=source.vpc_security_group_ids,
                 publicly_accessible=False,
                 multi_az=False,
                 deletion_protection=True,
@@ -70,7 +70,7 @@ class ReadReplicas(pulumi.ComponentResource):
                 ),
                 enabled_cloudwatch_logs_exports=list(RDS_LOG_EXPORTS),
                 monitoring_interval=primary.monitoring_interval,
-                monitoring_role_arn=server.monitoring_role_arn,
+                monitoring_role_arn=source.monitoring_role_arn,
                 auto_minor_version_upgrade=True,
                 tags={**tags, "Role": "read-replica"},
                 opts=pulumi.ResourceOptions(parent=self, protect=True, depends_on=[*logs]),

@@ -91,11 +91,8 @@ class DatabaseServer(pulumi.ComponentResource):
     """A security group whose members may reach the instance on 5432 (its only
     egress rule); attach it to anything in the VPC that must connect."""
     instance: aws.rds.Instance | None
-    """The RDS instance (rds only): what a proxy targets and replicas copy."""
-    parameter_group_name: pulumi.Output[str] | None
-    """The instance's parameter group (rds only), which its replicas share."""
-    monitoring_role_arn: pulumi.Input[str] | None
-    """The enhanced-monitoring role (rds with a monitoringInterval), for the replicas too."""
+    """The RDS instance (rds only): what a proxy targets and replicas copy
+    (its parameter group, security groups and monitoring role included)."""
 
     # container with a container pooler only: where PgBouncer reaches PostgreSQL.
     network_name: pulumi.Output[str] | None
@@ -113,8 +110,6 @@ class DatabaseServer(pulumi.ComponentResource):
         self.security_group_id = None
         self.client_security_group_id = None
         self.instance = None
-        self.parameter_group_name = None
-        self.monitoring_role_arn = None
         self.network_name = None
         self.container_name = None
         self.sslrootcert = None
@@ -187,7 +182,14 @@ class DatabaseServer(pulumi.ComponentResource):
             opts=child,
         )
         secret_password: pulumi.Output[str] = pulumi.Output.secret(password.result)
-        networks = self._pooler_network(name, settings, container_name)
+        networks = None
+        if isinstance(settings.pooler, ContainerPooler):
+            # PgBouncer reaches this container by name on the stack's network.
+            network = pooler_network(f"{name}-network", settings.stack, self)
+            self.network_name, self.container_name = network.name, container_name
+            networks = [
+                docker.ContainerNetworksAdvancedArgs(name=network.name, aliases=[container_name])
+            ]
         container = docker.Container(
             f"{name}-container",
             name=container_name,
@@ -253,29 +255,6 @@ class DatabaseServer(pulumi.ComponentResource):
         self.superuser = True
         self.identity = container.id
         self._ready = [container, sync]
-
-    def _pooler_network(
-        self, name: str, settings: StackSettings, container_name: str
-    ) -> list[docker.ContainerNetworksAdvancedArgs] | None:
-        """With a container pooler, a Docker network of the stack on which
-        PgBouncer reaches this container by name (the default bridge has no
-        names); None otherwise, so a stack without a pooler keeps its
-        container as it was. Joining it replaces the container once (the
-        data volume stays)."""
-        if not isinstance(settings.pooler, ContainerPooler):
-            return None
-        network = docker.Network(
-            f"{name}-network",
-            name=f"{physical_name(settings.stack)}-net",
-            labels=[
-                docker.NetworkLabelArgs(label=key, value=value)
-                for key, value in stack_labels(settings.stack).items()
-            ],
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-        self.network_name = network.name
-        self.container_name = container_name
-        return [docker.ContainerNetworksAdvancedArgs(name=network.name, aliases=[container_name])]
 
     def _rds(self, name: str, settings: StackSettings, server: RdsServer) -> None:
         """A managed instance in private subnets; its master password never
@@ -413,8 +392,6 @@ class DatabaseServer(pulumi.ComponentResource):
         self.security_group_id = database_group.id
         self.client_security_group_id = clients.id
         self.instance = instance
-        self.parameter_group_name = parameters.name
-        self.monitoring_role_arn = monitoring_arn
         self._ready = [instance]
 
     def _external(self, server: ExternalServer) -> None:
@@ -443,6 +420,19 @@ SYNC_PASSWORD_SQL = (
     f"\\set admin_password `printenv {SYNC_PASSWORD_ENV}`\n"
     "ALTER ROLE CURRENT_USER PASSWORD :'admin_password';\n"
 )
+
+
+def pooler_network(name: str, stack: str, parent: pulumi.Resource) -> docker.Network:
+    """A Docker network of the stack, for the pooler container to reach the
+    server by name (the default bridge has no names). Only a stack with a
+    container pooler has one, so a stack without keeps its container as it
+    was; joining it replaces the server container once (its volume stays)."""
+    return docker.Network(
+        name,
+        name=f"{physical_name(stack)}-net",
+        labels=[docker.NetworkLabelArgs(label=k, value=v) for k, v in stack_labels(stack).items()],
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
 
 
 def physical_name(stack: str) -> str:

@@ -18,7 +18,12 @@ keep working through the proxy across a rotation, as they do directly.
 from __future__ import annotations
 
 import json
+import logging
+import os
+from collections.abc import Mapping
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 # Set by the stack on the rotation Lambda when a proxy reads login secrets.
 PROXY_SECRETS_VARIABLE = "NAAPDB_PROXY_SECRET_PREFIX"
@@ -46,3 +51,14 @@ def sync_login_secret(
         SecretId=prefix + login, ClientRequestToken=token, SecretString=document(login, password)
     )
     return True
+
+
+def follow_rotation(
+    client: Any, login: str, password: str, token: str, environ: Mapping[str, str] | None = None
+) -> None:
+    """The rotation's setSecret, once the server has `login`'s new password:
+    the proxy's login secret follows, when the stack has a proxy (the
+    Lambda's `NAAPDB_PROXY_SECRET_PREFIX`)."""
+    prefix = (os.environ if environ is None else environ).get(PROXY_SECRETS_VARIABLE)
+    if sync_login_secret(client, prefix, login, password, token):
+        log.info("setSecret: the proxy's login secret of %s follows", login)

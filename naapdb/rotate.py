@@ -293,7 +293,7 @@ def set_secret(client: Any, secret_id: str, token: str) -> None:
     # no password at all (`_b` never rotated) fails this like a wrong one.
     if _can_log_in(pending):
         log.info("setSecret: %s already logs in with the pending password", pending.username)
-        _sync_proxy(client, pending, token)
+        proxy_credentials.follow_rotation(client, pending.username, pending.password, token)
         return
     # The current login first (AWS's templates do the same): SCRAM is mutual,
     # so only a server holding that login's verifier gets this far, and only
@@ -318,16 +318,7 @@ def set_secret(client: Any, secret_id: str, token: str) -> None:
     except Exception as error:  # any driver error, redacted
         raise RotationError(f"setSecret: {_safe(one_line(error), *secrets)}") from None
     log.info("setSecret: %s has its new password", pending.username)
-    _sync_proxy(client, pending, token)
-
-
-def _sync_proxy(client: Any, pending: DbSecret, token: str) -> None:
-    """RDS Proxy's login secret follows the server (`naapdb.proxy_credentials`)."""
-    prefix = os.environ.get(proxy_credentials.PROXY_SECRETS_VARIABLE)
-    if proxy_credentials.sync_login_secret(
-        client, prefix, pending.username, pending.password, token
-    ):
-        log.info("setSecret: the proxy's login secret of %s follows", pending.username)
+    proxy_credentials.follow_rotation(client, pending.username, pending.password, token)
 
 
 def _require_current_login(current: DbSecret, secret_id: str) -> None:
