@@ -131,10 +131,12 @@ POOLER_KINDS: dict[str, type[ContainerPooler] | type[RdsPooler] | type[ExternalP
 }
 
 
-def parse_pooler(raw: Any, server_kind: str, production: bool) -> PoolerSettings | None:
-    """Validate `naap-db:pooler` (absent: no pooler). A container pooler
-    sits beside a container server, RDS Proxy in front of an rds one; an
-    external pooler may front any server."""
+def parse_pooler(raw: Any, server: Any, production: bool) -> PoolerSettings | None:
+    """Validate `naap-db:pooler` (absent: no pooler) for `server` (the
+    stack's `naapdb.settings` server). A container pooler sits beside a
+    container server, RDS Proxy in front of an rds one; an external pooler
+    may front any server."""
+    server_kind = server.kind
     if raw is None:
         return None
     if not isinstance(raw, Mapping):
@@ -150,17 +152,37 @@ def parse_pooler(raw: Any, server_kind: str, production: bool) -> PoolerSettings
         )
     if kind in ("container", "rds") and server_kind != kind:
         what = "PgBouncer container runs beside" if kind == "container" else "RDS Proxy fronts"
+        article = "an" if kind == "rds" else "a"
         raise ConfigError(
             f"{POOLER_KEY}.kind",
-            f"a {kind} pooler needs naap-db:server.kind {kind} (the {what} it); with a "
-            f"{server_kind} server use kind external and give its address",
+            f"{article} {kind} pooler needs naap-db:server.kind {kind} (the {what} it); with "
+            f"{'an' if server_kind in ('rds', 'external') else 'a'} {server_kind} server use "
+            "kind external and give its address",
         )
     values = dataclass_values(
         POOLER_KINDS[kind], {k: v for k, v in raw.items() if k != "kind"}, POOLER_KEY
     )
     pooler: PoolerSettings = POOLER_KINDS[kind](**values)
     _check_pooler(pooler, production)
+    if isinstance(pooler, ContainerPooler) and _same_port(pooler, server):
+        raise ConfigError(
+            f"{POOLER_KEY}.port",
+            f"{pooler.port} is the server's own port on this machine; use another "
+            f"(default {PGBOUNCER_PORT})",
+        )
     return pooler
+
+
+def _same_port(pooler: ContainerPooler, server: Any) -> bool:
+    """Whether the pooler would publish the port the server container does."""
+    if pooler.port != server.port:
+        return False
+    wildcard = ("0.0.0.0", "::")
+    return (
+        pooler.bind_address == server.bind_address
+        or pooler.bind_address in wildcard
+        or server.bind_address in wildcard
+    )
 
 
 def _check_pooler(pooler: PoolerSettings, production: bool) -> None:

@@ -257,7 +257,7 @@ def parse_settings(stack: str, raw: Mapping[str, Any]) -> StackSettings:
         push=parse_push(raw.get("push")),
         has_admin_password=has_admin_password,
         limits=parse_limit_settings(raw.get("limits")),
-        pooler=parse_pooler(raw.get("pooler"), server.kind, production),
+        pooler=parse_pooler(raw.get("pooler"), server, production),
         replicas=parse_replicas(raw.get("replicas"), server.kind),
     )
     _check_epoch_roles(settings)

@@ -132,10 +132,10 @@ def test_limits_figures(report: dict[str, Any]) -> None:
 
 
 def test_the_pooler_benchmark_at_its_smallest() -> None:
-    """bench/pooler.py on 4 plugins x 3 clients: direct, each plugin holds
-    its one connection and the rest are refused; through the pooler every
-    client is held and runs a transaction on the plugins' 4 server sessions.
-    Counts only, never a time."""
+    """bench/pooler.py on 4 plugins x 8 clients: direct, each plugin holds
+    its one connection and the rest are refused; through a pooler that
+    accepts 24 clients, 24 are held and run a transaction on the plugins' 4
+    server sessions. Counts only, never a time."""
     import os
 
     from tests.pgbouncer import REQUIRE_VARIABLE, missing_reason
@@ -152,9 +152,11 @@ def test_the_pooler_benchmark_at_its_smallest() -> None:
             "--plugins",
             "4",
             "--clients-per-plugin",
-            "3",
+            "8",
             "--transactions",
             "50",
+            "--max-client-connections",
+            "24",
             "--json",
         ],
         capture_output=True,
@@ -165,8 +167,9 @@ def test_the_pooler_benchmark_at_its_smallest() -> None:
     )
     assert result.returncode == 0, result.stderr[-3000:]
     figures = json.loads(result.stdout)
-    assert (figures["direct_held"], figures["direct_refused"]) == (4, 8)
-    assert (figures["pooled_held"], figures["pooled_refused"]) == (12, 0)
-    assert figures["pooled_transactions"] == 12
+    assert (figures["direct_held"], figures["direct_refused"]) == (4, 28)
+    # The pooler's maxClientConnections (24) is what stops the pooled path.
+    assert (figures["pooled_held"], figures["pooled_refused"]) == (24, 8)
+    assert figures["pooled_transactions"] == 24
     assert 0 < figures["server_sessions_while_pooled"] <= 4
     assert figures["direct_latency_us"] > 0 and figures["pooled_latency_us"] > 0

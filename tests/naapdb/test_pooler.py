@@ -68,7 +68,12 @@ def test_a_container_pooler_takes_its_defaults() -> None:
     [
         ("dev", {"kind": "pgpool"}, "naap-db:pooler.kind", "unknown pooler kind 'pgpool'"),
         ("dev", {}, "naap-db:pooler.kind", "unknown pooler kind None"),
-        ("dev", {"kind": "rds"}, "naap-db:pooler.kind", "needs naap-db:server.kind rds"),
+        (
+            "dev",
+            {"kind": "rds"},
+            "naap-db:pooler.kind",
+            "an rds pooler needs naap-db:server.kind rds",
+        ),
         (
             "prod",
             {"kind": "container"},
@@ -89,6 +94,18 @@ def test_a_container_pooler_takes_its_defaults() -> None:
             "no pinned tag",
         ),
         ("dev", {"kind": "container", "port": 0}, "naap-db:pooler.port", "outside 1-65535"),
+        (
+            "dev",
+            {"kind": "container", "port": 5432},
+            "naap-db:pooler.port",
+            "the server's own port",
+        ),
+        (
+            "dev",
+            {"kind": "container", "port": "5432", "bindAddress": "0.0.0.0"},
+            "naap-db:pooler.port",
+            "the server's own port",
+        ),
         (
             "dev",
             {"kind": "container", "bindAddress": "everywhere"},
