@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.run import POOLER_BEGIN, POOLER_END, RESULTS, synthetic_catalogue  # noqa: E402
-from naapdb import names, scram  # noqa: E402
+from naapdb import names  # noqa: E402
 from naapdb.pooler import DEFAULT_MAX_CLIENT_CONNECTIONS, pools  # noqa: E402
 from naapdb.settings import StackSettings, parse_settings  # noqa: E402
 from naapdb.sql import plan_to_sql  # noqa: E402
@@ -95,17 +95,9 @@ def apply(server: PgServer, settings: StackSettings) -> dict[str, str]:
     """The plan, and each login's password as its verifier (as naap-db sets it)."""
     import secrets
 
-    from psycopg import sql
-
     server.execute(plan_to_sql(settings.plan))
     passwords = {role.name: secrets.token_hex(16) for role in settings.plan.login_roles}
-    with server.connect() as connection:
-        for login, password in passwords.items():
-            connection.execute(
-                sql.SQL("ALTER ROLE {} PASSWORD {}").format(
-                    sql.Identifier(login), sql.Literal(scram.verifier(password, login))
-                )
-            )
+    server.set_verifiers(passwords)
     return passwords
 
 

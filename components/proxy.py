@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping
 import pulumi
 import pulumi_aws as aws
 
-from components.rds import POSTGRES_PORT, assumed_by, rds_ingress
+from components.rds import assumed_by, aws_scope, clients_may_reach, security_group
 from components.server import DatabaseServer, physical_name, stack_tags
 from naapdb import proxy_credentials
 from naapdb.plan import Rotation
@@ -65,11 +65,7 @@ class RdsProxy(pulumi.ComponentResource):
         self.secret_prefix = proxy_credentials.secret_prefix(settings.stack)
         self.secret_arns = self._login_secrets(name, settings, passwords, tags, protected)
 
-        partition = aws.get_partition_output(opts=pulumi.InvokeOutputOptions(parent=self))
-        region = aws.get_region_output(opts=pulumi.InvokeOutputOptions(parent=self)).region
-        account = aws.get_caller_identity_output(
-            opts=pulumi.InvokeOutputOptions(parent=self)
-        ).account_id
+        scope = aws_scope(self)
         role = aws.iam.Role(
             f"{name}-role",
             description=f"naap-db {settings.stack}: RDS Proxy reads the login secrets",
@@ -80,32 +76,21 @@ class RdsProxy(pulumi.ComponentResource):
         policy = aws.iam.RolePolicy(
             f"{name}-secrets",
             role=role.id,
-            policy=pulumi.Output.all(partition.partition, region, account).apply(
-                lambda values: proxy_policy(
-                    login_secrets_pattern(values[0], values[1], values[2], settings.stack)
-                )
-            ),
+            policy=scope.secrets(self.secret_prefix + "*").apply(proxy_policy),
             opts=protected,
         )
-        group = aws.ec2.SecurityGroup(
+        clients = server.client_security_group_id
+        group = security_group(
             f"{name}-sg",
-            name_prefix=f"{base}-proxy-",
-            description=f"naap-db {settings.stack}: RDS Proxy, PostgreSQL from allowed networks",
-            vpc_id=server_settings.vpc_id,
-            ingress=rds_ingress(server_settings, server.client_security_group_id),
-            tags=tags,
-            opts=protected,
+            f"{base}-proxy-",
+            f"naap-db {settings.stack}: RDS Proxy, PostgreSQL from allowed networks",
+            server_settings,
+            clients,
+            tags,
+            protected,
         )
-        aws.vpc.SecurityGroupEgressRule(
-            f"{name}-clients-to-proxy",
-            security_group_id=server.client_security_group_id,
-            referenced_security_group_id=group.id,
-            ip_protocol="tcp",
-            from_port=POSTGRES_PORT,
-            to_port=POSTGRES_PORT,
-            description="PostgreSQL on the naap-db RDS Proxy",
-            tags=tags,
-            opts=protected,
+        clients_may_reach(
+            f"{name}-clients-to-proxy", clients, group.id, "RDS Proxy", tags, protected
         )
         proxy = aws.rds.Proxy(
             f"{name}",
@@ -115,7 +100,7 @@ class RdsProxy(pulumi.ComponentResource):
             role_arn=role.arn,
             vpc_subnet_ids=list(server_settings.subnet_ids),
             # Its own group admits clients; the client group lets it reach the instance.
-            vpc_security_group_ids=[group.id, server.client_security_group_id],
+            vpc_security_group_ids=[group.id, clients],
             idle_client_timeout=pooler.idle_client_timeout,
             debug_logging=False,
             auths=[
@@ -192,12 +177,6 @@ def _document_of(login: str) -> Callable[[str], str]:
         return proxy_credentials.document(login, password)
 
     return document
-
-
-def login_secrets_pattern(partition: str, region: str, account: str, stack: str) -> str:
-    """The ARNs of a stack's login secrets, as an IAM resource pattern."""
-    prefix = proxy_credentials.secret_prefix(stack)
-    return f"arn:{partition}:secretsmanager:{region}:{account}:secret:{prefix}*"
 
 
 def proxy_policy(secrets_pattern: str) -> str:

@@ -33,7 +33,7 @@ import pulumi_aws as aws
 
 from components.alarms import rotation_alarms
 from components.lambda_build import build_default_archive
-from components.rds import assumed_by
+from components.rds import assumed_by, aws_scope
 from components.server import stack_tags
 from naapdb import proxy_credentials, trust
 from naapdb.rotate import ENDPOINT_VARIABLE, DbSecret
@@ -168,8 +168,8 @@ class PasswordRotation(pulumi.ComponentResource):
         client_group_id = server.client_security_group_id
         tags = stack_tags(settings.stack)
         child = pulumi.ResourceOptions(parent=self)
-        region = aws.get_region_output(opts=pulumi.InvokeOutputOptions(parent=self)).region
-        partition = aws.get_partition_output(opts=pulumi.InvokeOutputOptions(parent=self))
+        scope = aws_scope(self)
+        region = scope.region
 
         https_group = aws.ec2.SecurityGroup(
             f"{name}-lambda",
@@ -200,9 +200,7 @@ class PasswordRotation(pulumi.ComponentResource):
         vpc_access = aws.iam.RolePolicyAttachment(
             f"{name}-lambda-vpc",
             role=role.name,
-            policy_arn=partition.partition.apply(
-                lambda p: f"arn:{p}:iam::aws:{VPC_EXECUTION_POLICY}"
-            ),
+            policy_arn=scope.partition.apply(lambda p: f"arn:{p}:iam::aws:{VPC_EXECUTION_POLICY}"),
             opts=child,
         )
         function = aws.lambda_.Function(
@@ -247,12 +245,8 @@ class PasswordRotation(pulumi.ComponentResource):
         # is 20). Lambda compares SourceArn with StringLike, so the pattern
         # admits Secrets Manager invoking it for secrets of this account and
         # region named naap-db/<stack>/..., nothing else.
-        account = aws.get_caller_identity_output(
-            opts=pulumi.InvokeOutputOptions(parent=self)
-        ).account_id
-        secrets_pattern = pulumi.Output.all(partition.partition, region, account).apply(
-            lambda values: secrets_arn_pattern(values[0], values[1], values[2], settings.stack)
-        )
+        account = scope.account
+        secrets_pattern = scope.secrets(secret_name(settings.stack, "*"))
         permission = aws.lambda_.Permission(
             f"{name}-invoke",
             action="lambda:InvokeFunction",
@@ -272,18 +266,16 @@ class PasswordRotation(pulumi.ComponentResource):
             f"{name}-lambda-secrets",
             role=role.id,
             policy=pulumi.Output.all(
-                secrets_pattern, function.arn, master_arn, partition.partition, region, account
+                secrets_pattern,
+                function.arn,
+                master_arn,
+                scope.secrets(f"{proxy_secret_prefix}*") if proxy_secret_prefix else None,
             ).apply(
                 lambda values: rotation_policy(
                     values[0],
                     function_arn=values[1],
                     master_arn=values[2],
-                    proxy_secrets_pattern=(
-                        f"arn:{values[3]}:secretsmanager:{values[4]}:{values[5]}:secret:"
-                        f"{proxy_secret_prefix}*"
-                        if proxy_secret_prefix
-                        else None
-                    ),
+                    proxy_secrets_pattern=values[3],
                 )
             ),
             opts=child,
@@ -318,12 +310,6 @@ def database_endpoint(server: DatabaseServer) -> pulumi.Output[str]:
     return pulumi.Output.all(server.host, server.port, server.database).apply(
         lambda values: f"{values[0]}:{int(values[1])}/{values[2]}"
     )
-
-
-def secrets_arn_pattern(partition: str, region: str, account: str, stack: str) -> str:
-    """The ARNs of every identity secret of a stack (`secret_name` plus the
-    six characters Secrets Manager appends), as a StringLike pattern."""
-    return f"arn:{partition}:secretsmanager:{region}:{account}:secret:{secret_name(stack, '*')}"
 
 
 def rotation_policy(

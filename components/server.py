@@ -34,10 +34,11 @@ from components.rds import (
     RDS_LOG_EXPORTS,
     RDS_PARAMETERS,
     ca_bundle_path,
+    clients_may_reach,
     final_snapshot_name,
     log_groups,
     monitoring_role,
-    rds_ingress,
+    security_group,
 )
 from components.settings import admin_password
 from naapdb import names, scram
@@ -307,25 +308,17 @@ class DatabaseServer(pulumi.ComponentResource):
             tags=tags,
             opts=child,
         )
-        database_group = aws.ec2.SecurityGroup(
+        database_group = security_group(
             f"{name}-sg",
-            name_prefix=f"{base}-db-",
-            description=f"naap-db {settings.stack}: PostgreSQL from allowed networks only",
-            vpc_id=server.vpc_id,
-            ingress=rds_ingress(server, clients.id),
-            tags=tags,
-            opts=child,
+            f"{base}-db-",
+            f"naap-db {settings.stack}: PostgreSQL from allowed networks only",
+            server,
+            clients.id,
+            tags,
+            child,
         )
-        aws.vpc.SecurityGroupEgressRule(
-            f"{name}-clients-to-db",
-            security_group_id=clients.id,
-            referenced_security_group_id=database_group.id,
-            ip_protocol="tcp",
-            from_port=POSTGRES_PORT,
-            to_port=POSTGRES_PORT,
-            description="PostgreSQL on the naap-db instance",
-            tags=tags,
-            opts=child,
+        clients_may_reach(
+            f"{name}-clients-to-db", clients.id, database_group.id, "instance", tags, child
         )
         # Declared before the instance, so RDS exports into groups with a
         # retention (and a key) instead of creating them without.

@@ -6,6 +6,7 @@ spell, and one `ConfigError` naming the key for anything else."""
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import fields
@@ -88,3 +89,20 @@ def has_pinned_tag(image: str) -> bool:
         and tag != "latest"
         and (any(c.isdigit() for c in tag))
     )
+
+
+def check_bind_address(address: str, key: str, production: bool, what: str) -> None:
+    """A published port's address: an IP address, and loopback in a
+    production stack (where `what`, e.g. "the database", must stay on this
+    machine)."""
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        raise ConfigError(
+            key, f"{address!r} is not an IP address; use 127.0.0.1 (this machine only)"
+        ) from None
+    if production and not parsed.is_loopback:
+        raise ConfigError(
+            key,
+            f"{address} publishes {what} beyond this machine in a production stack; use 127.0.0.1",
+        )

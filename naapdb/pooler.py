@@ -29,13 +29,17 @@ onto those server connections (docs/pooler.md).
 
 from __future__ import annotations
 
-import ipaddress
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from naapdb.configvalues import check_port, dataclass_values, has_pinned_tag
+from naapdb.configvalues import (
+    check_bind_address,
+    check_port,
+    dataclass_values,
+    has_pinned_tag,
+)
 from naapdb.errors import ConfigError
 from naapdb.limits import Budget
 from naapdb.plan import AccessPlan, Role
@@ -199,19 +203,7 @@ def _check_pooler(pooler: PoolerSettings, production: bool) -> None:
                 f"{pooler.image!r} has no pinned tag; name a version, e.g. "
                 f"{DEFAULT_PGBOUNCER_IMAGE}",
             )
-        try:
-            address = ipaddress.ip_address(pooler.bind_address)
-        except ValueError:
-            raise ConfigError(
-                f"{key}.bindAddress",
-                f"{pooler.bind_address!r} is not an IP address; use 127.0.0.1 (this machine only)",
-            ) from None
-        if production and not address.is_loopback:
-            raise ConfigError(
-                f"{key}.bindAddress",
-                f"{pooler.bind_address} publishes the pooler beyond this machine in a "
-                "production stack; use 127.0.0.1",
-            )
+        check_bind_address(pooler.bind_address, f"{key}.bindAddress", production, "the pooler")
         if pooler.max_client_connections < 1:
             raise ConfigError(f"{key}.maxClientConnections", "must be at least 1")
     elif isinstance(pooler, RdsPooler):

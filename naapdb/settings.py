@@ -20,9 +20,9 @@ from typing import Any
 from naapdb import names
 from naapdb.catalog import CATALOG_KEY, Catalog, parse_catalog
 from naapdb.configvalues import camel as _camel  # noqa: F401 (tests/test_readme.py reads it here)
+from naapdb.configvalues import check_bind_address, has_pinned_tag
 from naapdb.configvalues import check_port as _check_port
 from naapdb.configvalues import dataclass_values as _dataclass_values
-from naapdb.configvalues import has_pinned_tag
 from naapdb.configvalues import typed as _typed
 from naapdb.errors import ConfigError
 from naapdb.limits import Budget, LimitSettings, ceiling_for, parse_limit_settings
@@ -387,19 +387,7 @@ def _check_admin_user(server: ServerSettings, key: str) -> None:
 def _check_container(server: ContainerServer, key: str, production: bool) -> None:
     _check_port(server.port, f"{key}.port")
     _check_image(server.image, f"{key}.image")
-    try:
-        address = ipaddress.ip_address(server.bind_address)
-    except ValueError:
-        raise ConfigError(
-            f"{key}.bindAddress",
-            f"{server.bind_address!r} is not an IP address; use 127.0.0.1 (this machine only)",
-        ) from None
-    if production and not address.is_loopback:
-        raise ConfigError(
-            f"{key}.bindAddress",
-            f"{server.bind_address} publishes the database beyond this machine in a "
-            "production stack; use 127.0.0.1",
-        )
+    check_bind_address(server.bind_address, f"{key}.bindAddress", production, "the database")
     if server.wait_timeout < 1:
         raise ConfigError(f"{key}.waitTimeout", "must be at least 1 (seconds)")
     if server.container_name is not None and not CONTAINER_NAME_PATTERN.fullmatch(

@@ -242,6 +242,17 @@ class PgServer:
                     )
                 )
 
+    def set_verifiers(self, passwords: Mapping[str, str], dbname: str = names.DATABASE) -> None:
+        """Give each role its password the way naap-db does: as the SCRAM
+        verifier `naapdb.scram` computes (deterministic, so a pooler holding
+        the same verifier can pass a client's proof through)."""
+        from naapdb import scram
+
+        self.set_passwords(
+            {role: scram.verifier(password, role) for role, password in passwords.items()},
+            dbname,
+        )
+
     def create_database(self, dbname: str = names.DATABASE) -> None:
         with psycopg.connect(self.conninfo("postgres"), autocommit=True) as connection:
             connection.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')  # type: ignore[arg-type]

@@ -19,9 +19,8 @@ from typing import Any
 
 import psycopg
 import pytest
-from psycopg import sql
 
-from naapdb import names, scram
+from naapdb import names
 from naapdb.pooler import direct_logins, pools
 from naapdb.push import discover, push
 from naapdb.settings import StackSettings, parse_settings
@@ -66,13 +65,7 @@ def apply_with_verifiers(server: PgServer, settings: StackSettings) -> dict[str,
     SCRAM verifier, never the password."""
     server.execute(plan_to_sql(settings.plan))
     passwords = {role.name: secrets.token_hex(20) for role in settings.plan.login_roles}
-    with server.connect() as connection:
-        for login, password in passwords.items():
-            connection.execute(
-                sql.SQL("ALTER ROLE {} PASSWORD {}").format(
-                    sql.Identifier(login), sql.Literal(scram.verifier(password, login))
-                )
-            )
+    server.set_verifiers(passwords)
     return passwords
 
 

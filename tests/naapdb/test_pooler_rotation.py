@@ -23,9 +23,8 @@ import boto3
 import psycopg
 import pytest
 from moto import mock_aws
-from psycopg import sql
 
-from naapdb import names, pgbouncer, proxy_credentials, scram
+from naapdb import names, pgbouncer, proxy_credentials
 from naapdb.plan import AccessPlan, Rotation, build_plan
 from naapdb.pooler import Pool, pools
 from naapdb.rotate import DbSecret, rotate_now, run_step
@@ -66,13 +65,7 @@ class ProxiedDeployment:
         )
         server.execute(plan_to_sql(self.plan))
         self.first = {role.name: secrets.token_hex(20) for role in self.plan.first_logins}
-        with server.connect() as connection:
-            for login, password in self.first.items():
-                connection.execute(
-                    sql.SQL("ALTER ROLE {} PASSWORD {}").format(
-                        sql.Identifier(login), sql.Literal(scram.verifier(password, login))
-                    )
-                )
+        server.set_verifiers(self.first)
         master = client.create_secret(
             Name="rds!db-test",
             SecretString=json.dumps(
