@@ -45,6 +45,8 @@ RESULTS = ROOT / "bench" / "RESULTS.md"
 # bench/engine.py writes the real engine's figures between these markers;
 # regenerating the rest keeps them.
 ENGINE_BEGIN, ENGINE_END = "<!-- engine:begin -->", "<!-- engine:end -->"
+# bench/pooler.py's section, kept the same way.
+POOLER_BEGIN, POOLER_END = "<!-- pooler:begin -->", "<!-- pooler:end -->"
 DEFAULT_REPEAT = 3
 ROTATIONS = 10
 QUICK_ROTATIONS = 2
@@ -1097,17 +1099,13 @@ def markdown_report(report: Report, command: str) -> str:
 
 
 def _engine_section() -> str:
-    """The engine figures bench/engine.py last wrote, if any."""
+    """The figures bench/engine.py and bench/pooler.py last wrote, if any."""
     current = RESULTS.read_text() if RESULTS.exists() else ""
-    if ENGINE_BEGIN not in current or ENGINE_END not in current:
-        return ""
-    return (
-        "\n"
-        + ENGINE_BEGIN
-        + current.split(ENGINE_BEGIN, 1)[1].split(ENGINE_END, 1)[0]
-        + ENGINE_END
-        + "\n"
-    )
+    kept = ""
+    for begin, end in ((ENGINE_BEGIN, ENGINE_END), (POOLER_BEGIN, POOLER_END)):
+        if begin in current and end in current:
+            kept += "\n" + begin + current.split(begin, 1)[1].split(end, 1)[0] + end + "\n"
+    return kept
 
 
 def machine_info() -> dict[str, Any]:

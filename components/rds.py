@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import pulumi
@@ -138,7 +139,7 @@ def ca_bundle_path(server: RdsServer) -> str:
 
 
 def rds_ingress(
-    server: RdsServer, client_group_id: pulumi.Output[str]
+    server: RdsServer, client_group_id: pulumi.Input[str]
 ) -> list[aws.ec2.SecurityGroupIngressArgs]:
     """Port 5432 from the configured CIDRs and security groups, and from the
     stack's client group; nothing else."""
@@ -178,4 +179,74 @@ def assumed_by(service: str) -> str:
                 {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}
             ],
         }
+    )
+
+
+@dataclass(frozen=True)
+class AwsScope:
+    """The partition, region and account the stack deploys to (invokes), for
+    ARNs and IAM patterns scoped to them."""
+
+    partition: pulumi.Output[str]
+    region: pulumi.Output[str]
+    account: pulumi.Output[str]
+
+    def secrets(self, name_pattern: str) -> pulumi.Output[str]:
+        """`arn:...:secretsmanager:<region>:<account>:secret:<name_pattern>`."""
+        return pulumi.Output.all(self.partition, self.region, self.account).apply(
+            lambda values: (
+                f"arn:{values[0]}:secretsmanager:{values[1]}:{values[2]}:secret:{name_pattern}"
+            )
+        )
+
+
+def aws_scope(parent: pulumi.Resource) -> AwsScope:
+    options = pulumi.InvokeOutputOptions(parent=parent)
+    return AwsScope(
+        partition=aws.get_partition_output(opts=options).partition,
+        region=aws.get_region_output(opts=options).region,
+        account=aws.get_caller_identity_output(opts=options).account_id,
+    )
+
+
+def security_group(
+    name: str,
+    name_prefix: str,
+    description: str,
+    server: RdsServer,
+    client_group_id: pulumi.Input[str],
+    tags: dict[str, str],
+    opts: pulumi.ResourceOptions,
+) -> aws.ec2.SecurityGroup:
+    """A group admitting 5432 from the allowed networks and the client group."""
+    return aws.ec2.SecurityGroup(
+        name,
+        name_prefix=name_prefix,
+        description=description,
+        vpc_id=server.vpc_id,
+        ingress=rds_ingress(server, client_group_id),
+        tags=tags,
+        opts=opts,
+    )
+
+
+def clients_may_reach(
+    name: str,
+    client_group_id: pulumi.Input[str],
+    target_group_id: pulumi.Input[str],
+    what: str,
+    tags: dict[str, str],
+    opts: pulumi.ResourceOptions,
+) -> aws.vpc.SecurityGroupEgressRule:
+    """The client group's egress to `what` (a group) on 5432."""
+    return aws.vpc.SecurityGroupEgressRule(
+        name,
+        security_group_id=client_group_id,
+        referenced_security_group_id=target_group_id,
+        ip_protocol="tcp",
+        from_port=POSTGRES_PORT,
+        to_port=POSTGRES_PORT,
+        description=f"PostgreSQL on the naap-db {what}",
+        tags=tags,
+        opts=opts,
     )

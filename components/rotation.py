@@ -33,9 +33,9 @@ import pulumi_aws as aws
 
 from components.alarms import rotation_alarms
 from components.lambda_build import build_default_archive
-from components.rds import assumed_by
+from components.rds import assumed_by, aws_scope
 from components.server import stack_tags
-from naapdb import trust
+from naapdb import proxy_credentials, trust
 from naapdb.rotate import ENDPOINT_VARIABLE, DbSecret
 from naapdb.settings import StackSettings
 
@@ -155,6 +155,7 @@ class PasswordRotation(pulumi.ComponentResource):
         server: DatabaseServer,
         secret_arns: Mapping[str, pulumi.Output[str]],
         ready_for: Callable[[str], Sequence[pulumi.Resource]] = lambda identity: (),
+        proxy_secret_prefix: str | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("naap:database:PasswordRotation", name, None, opts)
@@ -167,8 +168,8 @@ class PasswordRotation(pulumi.ComponentResource):
         client_group_id = server.client_security_group_id
         tags = stack_tags(settings.stack)
         child = pulumi.ResourceOptions(parent=self)
-        region = aws.get_region_output(opts=pulumi.InvokeOutputOptions(parent=self)).region
-        partition = aws.get_partition_output(opts=pulumi.InvokeOutputOptions(parent=self))
+        scope = aws_scope(self)
+        region = scope.region
 
         https_group = aws.ec2.SecurityGroup(
             f"{name}-lambda",
@@ -199,9 +200,7 @@ class PasswordRotation(pulumi.ComponentResource):
         vpc_access = aws.iam.RolePolicyAttachment(
             f"{name}-lambda-vpc",
             role=role.name,
-            policy_arn=partition.partition.apply(
-                lambda p: f"arn:{p}:iam::aws:{VPC_EXECUTION_POLICY}"
-            ),
+            policy_arn=scope.partition.apply(lambda p: f"arn:{p}:iam::aws:{VPC_EXECUTION_POLICY}"),
             opts=child,
         )
         function = aws.lambda_.Function(
@@ -227,6 +226,12 @@ class PasswordRotation(pulumi.ComponentResource):
                     # identity secret can change everything in it (naapdb/trust.py).
                     trust.DATABASE_ENDPOINT_VARIABLE: database_endpoint(server),
                     trust.MASTER_ARN_VARIABLE: master_arn,
+                    # RDS Proxy's login secrets follow each rotation.
+                    **(
+                        {proxy_credentials.PROXY_SECRETS_VARIABLE: proxy_secret_prefix}
+                        if proxy_secret_prefix
+                        else {}
+                    ),
                 }
             ),
             tags=tags,
@@ -240,12 +245,8 @@ class PasswordRotation(pulumi.ComponentResource):
         # is 20). Lambda compares SourceArn with StringLike, so the pattern
         # admits Secrets Manager invoking it for secrets of this account and
         # region named naap-db/<stack>/..., nothing else.
-        account = aws.get_caller_identity_output(
-            opts=pulumi.InvokeOutputOptions(parent=self)
-        ).account_id
-        secrets_pattern = pulumi.Output.all(partition.partition, region, account).apply(
-            lambda values: secrets_arn_pattern(values[0], values[1], values[2], settings.stack)
-        )
+        account = scope.account
+        secrets_pattern = scope.secrets(secret_name(settings.stack, "*"))
         permission = aws.lambda_.Permission(
             f"{name}-invoke",
             action="lambda:InvokeFunction",
@@ -264,9 +265,17 @@ class PasswordRotation(pulumi.ComponentResource):
         policy = aws.iam.RolePolicy(
             f"{name}-lambda-secrets",
             role=role.id,
-            policy=pulumi.Output.all(secrets_pattern, function.arn, master_arn).apply(
+            policy=pulumi.Output.all(
+                secrets_pattern,
+                function.arn,
+                master_arn,
+                scope.secrets(f"{proxy_secret_prefix}*") if proxy_secret_prefix else None,
+            ).apply(
                 lambda values: rotation_policy(
-                    values[0], function_arn=values[1], master_arn=values[2]
+                    values[0],
+                    function_arn=values[1],
+                    master_arn=values[2],
+                    proxy_secrets_pattern=values[3],
                 )
             ),
             opts=child,
@@ -303,18 +312,32 @@ def database_endpoint(server: DatabaseServer) -> pulumi.Output[str]:
     )
 
 
-def secrets_arn_pattern(partition: str, region: str, account: str, stack: str) -> str:
-    """The ARNs of every identity secret of a stack (`secret_name` plus the
-    six characters Secrets Manager appends), as a StringLike pattern."""
-    return f"arn:{partition}:secretsmanager:{region}:{account}:secret:{secret_name(stack, '*')}"
-
-
-def rotation_policy(secrets_pattern: str, *, function_arn: str, master_arn: str) -> str:
+def rotation_policy(
+    secrets_pattern: str,
+    *,
+    function_arn: str,
+    master_arn: str,
+    proxy_secrets_pattern: str | None = None,
+) -> str:
     """The Lambda's inline policy: the four steps on the secrets named by
     `secrets_pattern` whose rotation function is `function_arn` (a secret
     of another stack, or of this stack's names but not rotated by this
     function, is out of reach), a read of the master secret, and random
-    passwords (not resource-scoped)."""
+    passwords (not resource-scoped); with RDS Proxy, writing the proxy's
+    login secrets (`naapdb.proxy_credentials`), which no rotation schedule
+    names, so the condition above cannot cover them."""
+    proxy = (
+        [
+            {
+                "Sid": "KeepTheProxyLoginSecretsCurrent",
+                "Effect": "Allow",
+                "Action": ["secretsmanager:PutSecretValue"],
+                "Resource": proxy_secrets_pattern,
+            }
+        ]
+        if proxy_secrets_pattern
+        else []
+    )
     return json.dumps(
         {
             "Version": "2012-10-17",
@@ -340,6 +363,7 @@ def rotation_policy(secrets_pattern: str, *, function_arn: str, master_arn: str)
                     "Action": ["secretsmanager:GetRandomPassword"],
                     "Resource": "*",
                 },
+                *proxy,
             ],
         }
     )

@@ -34,14 +34,16 @@ from components.rds import (
     RDS_LOG_EXPORTS,
     RDS_PARAMETERS,
     ca_bundle_path,
+    clients_may_reach,
     final_snapshot_name,
     log_groups,
     monitoring_role,
-    rds_ingress,
+    security_group,
 )
 from components.settings import admin_password
 from naapdb import names, scram
 from naapdb.limits import POSTGRES_DEFAULT_MAX_CONNECTIONS
+from naapdb.pooler import ContainerPooler
 from naapdb.settings import ContainerServer, ExternalServer, RdsServer, StackSettings
 
 POSTGRES_PORT = 5432
@@ -89,6 +91,14 @@ class DatabaseServer(pulumi.ComponentResource):
     client_security_group_id: pulumi.Output[str] | None
     """A security group whose members may reach the instance on 5432 (its only
     egress rule); attach it to anything in the VPC that must connect."""
+    instance: aws.rds.Instance | None
+    """The RDS instance (rds only): what a proxy targets and replicas copy
+    (its parameter group, security groups and monitoring role included)."""
+
+    # container with a container pooler only: where PgBouncer reaches PostgreSQL.
+    network_name: pulumi.Output[str] | None
+    """The stack's Docker network, on which the server is `container_name`."""
+    container_name: str | None
 
     def __init__(
         self, name: str, settings: StackSettings, opts: pulumi.ResourceOptions | None = None
@@ -100,6 +110,9 @@ class DatabaseServer(pulumi.ComponentResource):
         self.subnet_ids = ()
         self.security_group_id = None
         self.client_security_group_id = None
+        self.instance = None
+        self.network_name = None
+        self.container_name = None
         self.sslrootcert = None
         self.client_sslrootcert = None
         server = settings.server
@@ -170,6 +183,14 @@ class DatabaseServer(pulumi.ComponentResource):
             opts=child,
         )
         secret_password: pulumi.Output[str] = pulumi.Output.secret(password.result)
+        networks = None
+        if isinstance(settings.pooler, ContainerPooler):
+            # PgBouncer reaches this container by name on the stack's network.
+            network = pooler_network(f"{name}-network", settings.stack, self)
+            self.network_name, self.container_name = network.name, container_name
+            networks = [
+                docker.ContainerNetworksAdvancedArgs(name=network.name, aliases=[container_name])
+            ]
         container = docker.Container(
             f"{name}-container",
             name=container_name,
@@ -185,6 +206,7 @@ class DatabaseServer(pulumi.ComponentResource):
                 )
             ],
             volumes=[docker.ContainerVolumeArgs(volume_name=volume.name, container_path=DATA_DIR)],
+            networks_advanced=networks,
             healthcheck=docker.ContainerHealthcheckArgs(
                 tests=healthcheck_command(server.admin_user),
                 interval="2s",
@@ -286,25 +308,17 @@ class DatabaseServer(pulumi.ComponentResource):
             tags=tags,
             opts=child,
         )
-        database_group = aws.ec2.SecurityGroup(
+        database_group = security_group(
             f"{name}-sg",
-            name_prefix=f"{base}-db-",
-            description=f"naap-db {settings.stack}: PostgreSQL from allowed networks only",
-            vpc_id=server.vpc_id,
-            ingress=rds_ingress(server, clients.id),
-            tags=tags,
-            opts=child,
+            f"{base}-db-",
+            f"naap-db {settings.stack}: PostgreSQL from allowed networks only",
+            server,
+            clients.id,
+            tags,
+            child,
         )
-        aws.vpc.SecurityGroupEgressRule(
-            f"{name}-clients-to-db",
-            security_group_id=clients.id,
-            referenced_security_group_id=database_group.id,
-            ip_protocol="tcp",
-            from_port=POSTGRES_PORT,
-            to_port=POSTGRES_PORT,
-            description="PostgreSQL on the naap-db instance",
-            tags=tags,
-            opts=child,
+        clients_may_reach(
+            f"{name}-clients-to-db", clients.id, database_group.id, "instance", tags, child
         )
         # Declared before the instance, so RDS exports into groups with a
         # retention (and a key) instead of creating them without.
@@ -370,6 +384,7 @@ class DatabaseServer(pulumi.ComponentResource):
         self.subnet_ids = server.subnet_ids
         self.security_group_id = database_group.id
         self.client_security_group_id = clients.id
+        self.instance = instance
         self._ready = [instance]
 
     def _external(self, server: ExternalServer) -> None:
@@ -398,6 +413,19 @@ SYNC_PASSWORD_SQL = (
     f"\\set admin_password `printenv {SYNC_PASSWORD_ENV}`\n"
     "ALTER ROLE CURRENT_USER PASSWORD :'admin_password';\n"
 )
+
+
+def pooler_network(name: str, stack: str, parent: pulumi.Resource) -> docker.Network:
+    """A Docker network of the stack, for the pooler container to reach the
+    server by name (the default bridge has no names). Only a stack with a
+    container pooler has one, so a stack without keeps its container as it
+    was; joining it replaces the server container once (its volume stays)."""
+    return docker.Network(
+        name,
+        name=f"{physical_name(stack)}-net",
+        labels=[docker.NetworkLabelArgs(label=k, value=v) for k, v in stack_labels(stack).items()],
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
 
 
 def physical_name(stack: str) -> str:

@@ -16,7 +16,9 @@ from naapdb.limits import LimitOverride, parse_override
 
 CATALOG_KEY = "naap-db:plugins"
 IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
-ENTRY_KEYS = ("plugin", "schema", "reads", "limits", "securityDefiners")
+ENTRY_KEYS = ("plugin", "schema", "reads", "limits", "securityDefiners", "readFrom")
+# Where a plugin's read URL points (naapdb.replicas): the primary, or a replica.
+READ_FROM = ("primary", "replica")
 RESERVED_SCHEMAS = frozenset({"information_schema", names.META_SCHEMA})
 
 
@@ -32,6 +34,9 @@ class PluginEntry:
     security_definers: tuple[str, ...] = ()
     """Functions of its schema that may be SECURITY DEFINER, by name: any
     other is refused by the push and reported by `verify`."""
+    read_from: str = "primary"
+    """`readFrom`: `replica` gives the plugin's login a read URL on a read
+    replica (stacks with `naap-db:replicas`)."""
 
 
 @dataclass(frozen=True)
@@ -80,7 +85,8 @@ def parse_catalog(raw: Any, key: str = CATALOG_KEY) -> Catalog:
 def _parse_entry(item: Any, key: str) -> PluginEntry:
     if not isinstance(item, Mapping):
         raise ConfigError(
-            key, "must be a mapping with `plugin`, `schema` and optional `reads`, `limits`"
+            key,
+            "must be a mapping with `plugin`, `schema` and optional `reads`, `limits`, `readFrom`",
         )
     for field in item:
         if field not in ENTRY_KEYS:
@@ -104,12 +110,16 @@ def _parse_entry(item: Any, key: str) -> PluginEntry:
         _identifier(value, f"{key}.reads[{index}]") for index, value in enumerate(reads_raw)
     )
     limits = item.get("limits")
+    read_from = item.get("readFrom", "primary")
+    if read_from not in READ_FROM:
+        raise ConfigError(f"{key}.readFrom", f"{read_from!r} is not one of {', '.join(READ_FROM)}")
     return PluginEntry(
         plugin=plugin,
         schema=schema,
         reads=reads,
         limits=None if limits is None else parse_override(limits, f"{key}.limits"),
         security_definers=_names(item.get("securityDefiners", []), f"{key}.securityDefiners"),
+        read_from=read_from,
     )
 
 

@@ -5,6 +5,7 @@ history), and no error message ever carries its password."""
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
@@ -59,3 +60,74 @@ def connect(url: str, **kwargs: Any) -> psycopg.Connection[Any]:
         return psycopg.connect(url, **kwargs)
     except (psycopg.Error, ValueError) as error:
         raise ConnectionError_(f"cannot connect: {redact(one_line(error), url)}") from None
+
+
+# The server a command read, for its report (`verify`): where it is, and
+# whether it is a primary or a replica replaying WAL (and how far behind).
+SERVER_QUERY = (
+    "SELECT pg_catalog.pg_is_in_recovery(), pg_catalog.pg_last_wal_replay_lsn()::text, "
+    "extract(epoch FROM pg_catalog.now() - pg_catalog.pg_last_xact_replay_timestamp()), "
+    "pg_catalog.current_setting('server_version'), "
+    "host(pg_catalog.inet_server_addr()), pg_catalog.inet_server_port()"
+)
+
+
+@dataclass(frozen=True)
+class ServerRead:
+    """Which server a connection reached (never its credentials): its own
+    address as the server reports it, and the address dialled when that
+    differs (a pooler, a DNS name)."""
+
+    host: str
+    port: int
+    version: str
+    in_recovery: bool
+    replay_lsn: str | None = None
+    replay_age_seconds: float | None = None
+    """Seconds since the last replayed transaction committed on the primary."""
+    via: str | None = None
+    """`host:port` dialled, when not the server's own (a pooler in between)."""
+
+    def describe(self) -> str:
+        """e.g. `replica 10.0.0.7:5432 (PostgreSQL 16.2, in recovery, replayed
+        up to 0/3000148, last transaction 0.4 s old)`."""
+        where = f"{self.host}:{self.port} (PostgreSQL {self.version}"
+        through = f"; through {self.via}" if self.via else ""
+        if not self.in_recovery:
+            return f"primary {where}{through})"
+        lag = (
+            f", last transaction {self.replay_age_seconds:.1f} s old"
+            if self.replay_age_seconds is not None
+            else ""
+        )
+        return f"replica {where}, in recovery, replayed up to {self.replay_lsn}{lag}{through})"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "host": self.host,
+            "port": self.port,
+            "version": self.version,
+            "role": "replica" if self.in_recovery else "primary",
+            "replay_lsn": self.replay_lsn,
+            "replay_age_seconds": self.replay_age_seconds,
+            "via": self.via,
+        }
+
+
+def server_read(connection: psycopg.Connection[Any]) -> ServerRead:
+    """Ask the server which it is: a primary, or a replica in recovery."""
+    row = connection.execute(SERVER_QUERY).fetchone()
+    assert row is not None
+    in_recovery, lsn, age, version, address, port = row
+    dialled = (str(connection.info.host), int(connection.info.port))
+    # Over a Unix socket the server has no address of its own to report.
+    own = (str(address), int(port)) if address is not None else dialled
+    return ServerRead(
+        host=own[0],
+        port=own[1],
+        version=str(version).split()[0],
+        in_recovery=bool(in_recovery),
+        replay_lsn=lsn if in_recovery else None,
+        replay_age_seconds=float(age) if in_recovery and age is not None else None,
+        via=f"{dialled[0]}:{dialled[1]}" if dialled != own else None,
+    )

@@ -41,7 +41,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from naapdb import names, scram, trust
+from naapdb import names, proxy_credentials, scram, trust
 from naapdb.connection import ConnectionError_, connect, one_line, redact
 
 if TYPE_CHECKING:
@@ -293,6 +293,7 @@ def set_secret(client: Any, secret_id: str, token: str) -> None:
     # no password at all (`_b` never rotated) fails this like a wrong one.
     if _can_log_in(pending):
         log.info("setSecret: %s already logs in with the pending password", pending.username)
+        proxy_credentials.follow_rotation(client, pending.username, pending.password, token)
         return
     # The current login first (AWS's templates do the same): SCRAM is mutual,
     # so only a server holding that login's verifier gets this far, and only
@@ -317,6 +318,7 @@ def set_secret(client: Any, secret_id: str, token: str) -> None:
     except Exception as error:  # any driver error, redacted
         raise RotationError(f"setSecret: {_safe(one_line(error), *secrets)}") from None
     log.info("setSecret: %s has its new password", pending.username)
+    proxy_credentials.follow_rotation(client, pending.username, pending.password, token)
 
 
 def _require_current_login(current: DbSecret, secret_id: str) -> None:

@@ -13,23 +13,28 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, TypeVar
+from typing import Any
 
 from naapdb import names
 from naapdb.catalog import CATALOG_KEY, Catalog, parse_catalog
+from naapdb.configvalues import camel as _camel  # noqa: F401 (tests/test_readme.py reads it here)
+from naapdb.configvalues import check_bind_address, has_pinned_tag
+from naapdb.configvalues import check_port as _check_port
+from naapdb.configvalues import dataclass_values as _dataclass_values
+from naapdb.configvalues import typed as _typed
 from naapdb.errors import ConfigError
 from naapdb.limits import Budget, LimitSettings, ceiling_for, parse_limit_settings
 from naapdb.plan import SCHEMA_MIGRATOR, AccessPlan, Rotation, build_plan
+from naapdb.pooler import PoolerBudget, PoolerSettings, parse_pooler, pooler_budget
 from naapdb.rds_options import check_rds_operations
+from naapdb.replicas import Replica, parse_replicas
 
 NAMESPACE = "naap-db"
 SECRET_LOOKING_KEY = re.compile(r"password|secret|token|passphrase", re.IGNORECASE)
 ADMIN_PASSWORD_KEY = "adminPassword"
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
-
-T = TypeVar("T")
 
 
 class Secret:
@@ -190,6 +195,10 @@ class StackSettings:
     push: PushSettings
     has_admin_password: bool = False
     limits: LimitSettings = field(default_factory=LimitSettings)
+    pooler: PoolerSettings | None = None
+    """`naap-db:pooler` (naapdb.pooler): None, the default, is no pooler."""
+    replicas: tuple[Replica, ...] = ()
+    """`naap-db:replicas` (naapdb.replicas): RDS read replicas."""
 
     @cached_property
     def plan(self) -> AccessPlan:
@@ -206,6 +215,13 @@ class StackSettings:
         ceiling = ceiling_for(self.server.kind, instance_class, self.limits)
         return Budget(self.plan.login_connections, self.limits.admin_connections, ceiling)
 
+    @cached_property
+    def pooler_budget(self) -> PoolerBudget | None:
+        """The pooler's side and the server's side of the budget (None: no pooler)."""
+        if self.pooler is None:
+            return None
+        return pooler_budget(self.pooler, self.plan, self.budget)
+
 
 def parse_settings(stack: str, raw: Mapping[str, Any]) -> StackSettings:
     """Validate a stack's `naap-db:*` config (keys without the namespace;
@@ -218,6 +234,8 @@ def parse_settings(stack: str, raw: Mapping[str, Any]) -> StackSettings:
         "push",
         "production",
         "limits",
+        "pooler",
+        "replicas",
     }
     for key in raw:
         if key not in known:
@@ -241,10 +259,14 @@ def parse_settings(stack: str, raw: Mapping[str, Any]) -> StackSettings:
         push=parse_push(raw.get("push")),
         has_admin_password=has_admin_password,
         limits=parse_limit_settings(raw.get("limits")),
+        pooler=parse_pooler(raw.get("pooler"), server, production),
+        replicas=parse_replicas(raw.get("replicas"), server.kind),
     )
     _check_epoch_roles(settings)
     _check_admin_user_is_not_planned(settings)
     settings.budget.check()
+    if settings.pooler_budget is not None:
+        settings.pooler_budget.check()
     return settings
 
 
@@ -364,27 +386,10 @@ def _check_admin_user(server: ServerSettings, key: str) -> None:
         raise ConfigError(key, f"{user!r}: RDS reserves role names starting with rds")
 
 
-def _check_port(port: int, key: str) -> None:
-    if not 1 <= port <= 65535:
-        raise ConfigError(key, f"{port} is outside 1-65535")
-
-
 def _check_container(server: ContainerServer, key: str, production: bool) -> None:
     _check_port(server.port, f"{key}.port")
     _check_image(server.image, f"{key}.image")
-    try:
-        address = ipaddress.ip_address(server.bind_address)
-    except ValueError:
-        raise ConfigError(
-            f"{key}.bindAddress",
-            f"{server.bind_address!r} is not an IP address; use 127.0.0.1 (this machine only)",
-        ) from None
-    if production and not address.is_loopback:
-        raise ConfigError(
-            f"{key}.bindAddress",
-            f"{server.bind_address} publishes the database beyond this machine in a "
-            "production stack; use 127.0.0.1",
-        )
+    check_bind_address(server.bind_address, f"{key}.bindAddress", production, "the database")
     if server.wait_timeout < 1:
         raise ConfigError(f"{key}.waitTimeout", "must be at least 1 (seconds)")
     if server.container_name is not None and not CONTAINER_NAME_PATTERN.fullmatch(
@@ -401,8 +406,7 @@ def _check_image(image: str, key: str) -> None:
     # A missing, `latest` or named-only tag (alpine, bookworm) follows whatever
     # major the registry publishes next; initdb data of one major does not
     # start under another.
-    name, _, tag = image.rpartition(":")
-    if not name or "/" in tag or not tag or tag == "latest" or not any(c.isdigit() for c in tag):
+    if not has_pinned_tag(image):
         raise ConfigError(
             key,
             f"{image!r} has no pinned tag; name a major version, e.g. postgres:16",
@@ -618,56 +622,3 @@ def parse_push(raw: Any) -> PushSettings:
     if push.mode == "prisma" and not push.prisma_dir:
         raise ConfigError(f"{key}.prismaDir", "is required with mode prisma")
     return push
-
-
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part.capitalize() for part in rest)
-
-
-def _dataclass_values(cls: Any, raw: Mapping[str, Any], key: str) -> dict[str, Any]:
-    """Map camelCase config keys onto a dataclass's fields, type-checked, and
-    refuse any key the dataclass lacks."""
-    by_config_name = {_camel(f.name): f for f in fields(cls) if f.name != "rotation"}
-    values: dict[str, Any] = {}
-    for config_name, value in raw.items():
-        spec = by_config_name.get(config_name)
-        if spec is None:
-            known = ", ".join(sorted(by_config_name))
-            raise ConfigError(f"{key}.{config_name}", f"unknown key; known keys are {known}")
-        values[spec.name] = _coerce(value, spec.type, f"{key}.{config_name}")
-    return values
-
-
-def _coerce(value: Any, declared: Any, key: str) -> Any:
-    declared = str(declared)
-    if value is None:
-        return None
-    if declared.startswith("tuple"):
-        if not isinstance(value, list | tuple):
-            raise ConfigError(key, "must be a list")
-        return tuple(_typed(item, str, f"{key}[{i}]") for i, item in enumerate(value))
-    if declared == "bool":
-        return _typed(value, bool, key)
-    if declared == "int":
-        return _typed(value, int, key)
-    if declared.startswith("str"):
-        # `pulumi config set --path ... 16` stores a number: 16 means "16".
-        if isinstance(value, int) and not isinstance(value, bool):
-            return str(value)
-        if isinstance(value, float):
-            raise ConfigError(key, f'{value!r} is a number; quote it in the stack file ("{value}")')
-        return _typed(value, str, key)
-    return value
-
-
-def _typed(value: Any, expected: type[T], key: str) -> T:
-    """Accept a value of the expected type; Pulumi config set without
-    `--path` stores scalars as strings, so "5432" and "true" are taken too."""
-    if expected is bool and isinstance(value, str) and value.lower() in ("true", "false"):
-        return value.lower() == "true"  # type: ignore[return-value]
-    if expected is int and isinstance(value, str) and re.fullmatch(r"-?\d+", value):
-        return int(value)  # type: ignore[return-value]
-    if isinstance(value, expected) and not (expected is int and isinstance(value, bool)):
-        return value
-    raise ConfigError(key, f"{value!r} is not a {expected.__name__}")

@@ -196,7 +196,16 @@ def _check_rds_not_public(args: ResourceValidationArgs, report: ReportViolation)
         report("publiclyAccessible must be false: reach the database from inside the VPC", None)
 
 
+def _is_replica(args: ResourceValidationArgs) -> bool:
+    """A read replica (`replicateSourceDb`): its engine version follows the
+    primary's, and RDS takes no final snapshot of it; the primary's backups
+    and snapshots hold the data."""
+    return bool(args.props.get("replicateSourceDb"))
+
+
 def _check_rds_backups(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if _is_replica(args):
+        return
     days = _number(args.props.get("backupRetentionPeriod"))
     if days is None or days < MIN_BACKUP_RETENTION_DAYS:
         shown = "unset (RDS default 1)" if days is None else f"{days:g}"
@@ -208,6 +217,8 @@ def _check_rds_backups(args: ResourceValidationArgs, report: ReportViolation) ->
 
 
 def _check_rds_engine_version(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if _is_replica(args):
+        return
     version = args.props.get("engineVersion")
     if not isinstance(version, str) or not PINNED_ENGINE_VERSION.match(version):
         report(
@@ -218,7 +229,7 @@ def _check_rds_engine_version(args: ResourceValidationArgs, report: ReportViolat
 
 
 def _check_rds_final_snapshot(args: ResourceValidationArgs, report: ReportViolation) -> None:
-    if _is_true(args.props.get("skipFinalSnapshot")):
+    if _is_true(args.props.get("skipFinalSnapshot")) and not _is_replica(args):
         report(
             "skipFinalSnapshot must be false: deleting the instance keeps a final snapshot", None
         )

@@ -179,6 +179,14 @@ DEFAULT_CALLS: dict[str, CallHandler] = {
     },
 }
 
+
+def _instance_address(resource: Resource) -> str:
+    """The primary's mock address, or a replica's own (named after its identifier)."""
+    if resource.inputs.get("replicateSourceDb"):
+        return f"{resource.inputs.get('identifier')}.abc123.us-east-1.rds.amazonaws.com"
+    return "naap.abc123.us-east-1.rds.amazonaws.com"
+
+
 DEFAULT_STATES: dict[str, ResourceHandler] = {
     "random:index/randomPassword:RandomPassword": lambda r: {
         "result": secret(
@@ -199,8 +207,9 @@ DEFAULT_STATES: dict[str, ResourceHandler] = {
     "random:index/randomId:RandomId": lambda r: {"hex": "0a1b2c3d", "b64Url": "ChssPQ"},
     "aws:rds/instance:Instance": lambda r: {
         "resourceId": "db-MOCKRESOURCEID0123456789",
-        "address": "naap.abc123.us-east-1.rds.amazonaws.com",
-        "endpoint": "naap.abc123.us-east-1.rds.amazonaws.com:5432",
+        # A read replica gets an address of its own (naapdb.replicas).
+        "address": _instance_address(r),
+        "endpoint": f"{_instance_address(r)}:5432",
         "port": 5432,
         "arn": f"arn:aws:rds:us-east-1:123456789012:db:{r.name}",
         "masterUserSecrets": [
@@ -229,6 +238,12 @@ DEFAULT_STATES: dict[str, ResourceHandler] = {
         "imageId": f"sha256:mock-{r.inputs.get('name', '')}",
         "repoDigest": f"{r.inputs.get('name', '')}@sha256:mock",
     },
+    "aws:rds/proxy:Proxy": lambda r: {
+        "endpoint": f"{r.inputs.get('name') or r.name}.proxy-abc123.us-east-1.rds.amazonaws.com",
+        "arn": f"arn:aws:rds:us-east-1:123456789012:db-proxy:prx-{r.name}",
+        "name": r.inputs.get("name") or r.name,
+    },
+    "aws:rds/proxyDefaultTargetGroup:ProxyDefaultTargetGroup": lambda r: {"name": "default"},
     "aws:ec2/securityGroup:SecurityGroup": lambda r: {
         "arn": f"arn:aws:ec2:us-east-1:123456789012:security-group/{r.name}"
     },

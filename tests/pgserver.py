@@ -265,6 +265,17 @@ class PgServer:
                     )
                 )
 
+    def set_verifiers(self, passwords: Mapping[str, str], dbname: str = names.DATABASE) -> None:
+        """Give each role its password the way naap-db does: as the SCRAM
+        verifier `naapdb.scram` computes (deterministic, so a pooler holding
+        the same verifier can pass a client's proof through)."""
+        from naapdb import scram
+
+        self.set_passwords(
+            {role: scram.verifier(password, role) for role, password in passwords.items()},
+            dbname,
+        )
+
     def create_database(self, dbname: str = names.DATABASE) -> None:
         with psycopg.connect(self.conninfo("postgres"), autocommit=True) as connection:
             connection.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')  # type: ignore[arg-type]
@@ -348,6 +359,13 @@ class ClusterFactory:
         self.count += 1
         data_dir = self.base / f"cluster{self.count}"
         shutil.copytree(self.template, data_dir)
+        server = self._start_cluster(data_dir)
+        server.create_database(names.DATABASE)
+        self.servers.append(server)
+        return server
+
+    def _start_cluster(self, data_dir: Path) -> PgServer:
+        """Start the cluster in `data_dir` on a free loopback port."""
         _chown(data_dir)
         os.chmod(data_dir, 0o700)
         port = free_port()
@@ -376,10 +394,41 @@ class ClusterFactory:
                 (data_dir / "server.log").read_text() if (data_dir / "server.log").exists() else ""
             )
             raise RuntimeError(f"PostgreSQL did not start: {result.stderr}\n{log}")
-        server = PgServer(
-            data_dir=data_dir, port=port, password=self.password, install=self.install
+        return PgServer(data_dir=data_dir, port=port, password=self.password, install=self.install)
+
+    def start_replica(self, primary: PgServer) -> PgServer:
+        """A streaming replica of `primary` (of this factory's major):
+        `pg_basebackup -R` over a replication connection with the
+        superuser's password, then started in hot standby on a port of its
+        own. It replays everything the primary writes; it accepts reads only."""
+        self.count += 1
+        data_dir = self.base / f"replica{self.count}"
+        result = subprocess.run(
+            [
+                str(self.install.bin_dir / "pg_basebackup"),
+                "-h",
+                primary.host,
+                "-p",
+                str(primary.port),
+                "-U",
+                SUPERUSER,
+                "-D",
+                str(data_dir),
+                "-R",  # standby.signal and primary_conninfo
+                "-X",
+                "stream",
+                "--no-sync",
+                # A spread checkpoint would take minutes on an idle server.
+                "--checkpoint=fast",
+            ],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PGPASSWORD": primary.password},
+            **_run_as(self.version),  # type: ignore[arg-type]
         )
-        server.create_database(names.DATABASE)
+        if result.returncode != 0:
+            raise RuntimeError(f"pg_basebackup failed: {result.stderr}")
+        server = self._start_cluster(data_dir)
         self.servers.append(server)
         return server
 

@@ -129,3 +129,47 @@ def test_limits_figures(report: dict[str, Any]) -> None:
     assert _figure(report, "limits", "failures elsewhere", None)["max"] == 0
     assert _figure(report, "limits", "quiet connections made", None)["median"] > 0
     assert _figure(report, "limits", "time to cancel a statement", None)["median"] > 0
+
+
+def test_the_pooler_benchmark_at_its_smallest() -> None:
+    """bench/pooler.py on 4 plugins x 8 clients: direct, each plugin holds
+    its one connection and the rest are refused; through a pooler that
+    accepts 24 clients, 24 are held and run a transaction on the plugins' 4
+    server sessions. Counts only, never a time."""
+    import os
+
+    from tests.pgbouncer import REQUIRE_VARIABLE, missing_reason
+
+    reason = missing_reason()
+    if reason is not None:
+        if os.environ.get(REQUIRE_VARIABLE):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "pooler.py"),
+            "--plugins",
+            "4",
+            "--clients-per-plugin",
+            "8",
+            "--transactions",
+            "50",
+            "--max-client-connections",
+            "24",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    figures = json.loads(result.stdout)
+    assert (figures["direct_held"], figures["direct_refused"]) == (4, 28)
+    # The pooler's maxClientConnections (24) is what stops the pooled path.
+    assert (figures["pooled_held"], figures["pooled_refused"]) == (24, 8)
+    assert figures["pooled_transactions"] == 24
+    assert 0 < figures["server_sessions_while_pooled"] <= 4
+    assert figures["direct_latency_us"] > 0 and figures["pooled_latency_us"] > 0

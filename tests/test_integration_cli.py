@@ -25,7 +25,9 @@ import psycopg
 import pytest
 
 from naapdb import names
+from naapdb.pooler import pools
 from naapdb.stackfiles import load_stack_settings
+from tests.conftest import _OUR_PORTS
 from tests.engine import (
     ROOT,
     STACK,
@@ -34,6 +36,8 @@ from tests.engine import (
     make_project,
     missing_engine_reason,
 )
+from tests.pgbouncer import REQUIRE_VARIABLE as REQUIRE_PGBOUNCER
+from tests.pgbouncer import missing_reason, running_pgbouncer
 from tests.pgserver import ClusterFactory, PgServer
 
 pytestmark = pytest.mark.cli
@@ -259,6 +263,72 @@ def test_the_policy_pack_passes_the_program_and_stops_a_superuser(deployed: Proj
     assert re.search(r"postgresql-role-no-elevated-attributes", result.stdout + result.stderr), (
         result.stdout[-3000:]
     )
+
+
+def test_an_external_pooler_address_is_handed_out_and_the_push_stays_direct(
+    deployed: Project,
+) -> None:
+    """`naap-db:pooler` kind `external`, at the address of a PgBouncer that
+    fronts the stack's server (Debian's, with the config and auth file
+    naapdb/pgbouncer.py renders from the plan and the stack's passwords):
+    `up` creates nothing, hands the application logins the pooler's URL and
+    the migrator its direct one, and leaves the push (direct) alone."""
+    reason = missing_reason()
+    if reason is not None:
+        if os.environ.get(REQUIRE_PGBOUNCER):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    server = deployed.server
+    plan = load_stack_settings(STACK, deployed.path).plan
+    direct = deployed.connection_urls()
+    passwords = {login: urlsplit(url).password or "" for login, url in direct.items()}
+    with running_pgbouncer(server, pools(plan), passwords, on_port=_OUR_PORTS.add) as bouncer:
+        deployed.pulumi(
+            "config",
+            "set-all",
+            "--path",
+            "--plaintext",
+            "naap-db:pooler.kind=external",
+            "--plaintext",
+            f"naap-db:pooler.host={bouncer.host}",
+            "--plaintext",
+            f"naap-db:pooler.port={bouncer.port}",
+            "--plaintext",
+            "naap-db:pooler.sslmode=disable",
+        )
+        # An address in config: nothing but the pooler's (empty) component is
+        # new; no resource changes, and the push does not run again.
+        steps = [s for s in deployed.preview_steps() if s["op"] not in UNCHANGED]
+        assert [(s["op"], s["urn"].split("::")[-2]) for s in steps] == [
+            ("create", "naap:database:NaapDatabase$naap:database:ConnectionPooler")
+        ]
+        deployed.up()
+        outputs = deployed.outputs()
+        urls = outputs["connection_urls"]
+        assert outputs["direct_urls"] == direct
+        assert outputs["pooler"]["kind"] == "external"
+        assert outputs["pooler"]["port"] == bouncer.port
+        for login, url in urls.items():
+            port = urlsplit(url).port
+            assert port == (server.port if login == names.MIGRATOR else bouncer.port), login
+        with psycopg.connect(urls[names.APP]) as app:
+            row = app.execute("SELECT current_user::text, inet_server_port()").fetchone()
+        assert row == (names.APP, server.port)
+        # verify through the pooler (naap_readonly's pooled URL) reads the
+        # server behind it; only plugin_invoices, kept when it left, differs.
+        result = deployed.naapdb(
+            "verify", "--stack", STACK, "--format", "json", url=urls[names.READONLY]
+        )
+        report = json.loads(result.stdout)
+        assert [d["kind"] for d in report["differences"]] == ["extra-schema"], result.stdout
+        assert report["server"]["port"] == server.port
+        assert report["server"]["via"] == f"{bouncer.host}:{bouncer.port}"
+        assert f"read the primary {server.host}:{server.port}" in result.stderr
+        assert f"; through {bouncer.host}:{bouncer.port})" in result.stderr
+        deployed.pulumi("config", "rm", "--path", "naap-db:pooler")
+        deployed.up()
+    assert deployed.connection_urls() == direct
+    assert "pooler" not in deployed.outputs()
 
 
 def test_destroy_keeps_the_schemas_and_their_data(deployed: Project) -> None:

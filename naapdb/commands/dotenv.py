@@ -5,7 +5,13 @@ role, from `pulumi stack output --json --show-secrets` on stdin:
 
 Prints the line (or writes FILE, created with mode 0600 and nothing wider
 at any moment) and nothing else. Exit 2 with one line on bad input, which
-never quotes a connection string."""
+never quotes a connection string.
+
+With a pooler (stack output `pooler`), an application login's URL goes
+through it: a `#` comment line above it, and the same note on stderr, say
+what that pooling means for the client (prepared statements, Prisma's
+`pgbouncer=true`). With read replicas (stack output `read_urls`), a login
+that reads there also gets `DATABASE_READ_URL=`."""
 
 from __future__ import annotations
 
@@ -19,6 +25,9 @@ from typing import Any
 from naapdb import names
 
 OUTPUT = "connection_urls"
+READ_OUTPUT = "read_urls"
+POOLER_OUTPUT = "pooler"
+DIRECT_OUTPUT = "direct_urls"
 SHOW_SECRETS = "pulumi stack output --json --show-secrets"
 FILE_MODE = 0o600
 
@@ -43,11 +52,18 @@ def run(args: argparse.Namespace) -> int:
     try:
         if sys.stdin.isatty():
             raise DotenvError(f"pipe the stack outputs in: {SHOW_SECRETS} | bin/naapdb dotenv")
-        urls = connection_urls(sys.stdin.read())
+        outputs = stack_outputs(sys.stdin.read())
+        urls = connection_urls(outputs)
         role, note = pick_role(urls, args.role)
         if note:
             print(note, file=sys.stderr)
-        line = f"DATABASE_URL={urls[role]}\n"
+        pooled = pooling_note(outputs, role)
+        if pooled:
+            print(f"note: {pooled}", file=sys.stderr)
+        line = (f"# {pooled}\n" if pooled else "") + f"DATABASE_URL={urls[role]}\n"
+        read_url = read_urls(outputs).get(role)
+        if read_url:
+            line += f"DATABASE_READ_URL={read_url}\n"
         if args.out:
             write_private(args.out, line)
         else:
@@ -58,8 +74,8 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def connection_urls(text: str) -> dict[str, str]:
-    """The `connection_urls` output of a stack, checked."""
+def stack_outputs(text: str) -> Mapping[str, Any]:
+    """The stack outputs on stdin, as JSON."""
     try:
         outputs: Any = json.loads(text)
     except json.JSONDecodeError:
@@ -69,15 +85,46 @@ def connection_urls(text: str) -> dict[str, str]:
             f"the stack outputs have no {OUTPUT}; run `pulumi up` on the stack first, "
             f"then `{SHOW_SECRETS}`"
         )
-    urls = outputs[OUTPUT]
+    return outputs
+
+
+def connection_urls(outputs: Mapping[str, Any] | str) -> dict[str, str]:
+    """The `connection_urls` output of a stack, checked."""
+    if isinstance(outputs, str):
+        outputs = stack_outputs(outputs)
+    return _url_map(outputs, OUTPUT)
+
+
+def read_urls(outputs: Mapping[str, Any]) -> dict[str, str]:
+    """The `read_urls` output (stacks with read replicas), checked; {} without."""
+    return _url_map(outputs, READ_OUTPUT) if READ_OUTPUT in outputs else {}
+
+
+def _url_map(outputs: Mapping[str, Any], name: str) -> dict[str, str]:
+    urls = outputs[name]
     if isinstance(urls, str):
-        raise DotenvError(f"{OUTPUT} is hidden; add --show-secrets: `{SHOW_SECRETS}`")
+        raise DotenvError(f"{name} is hidden; add --show-secrets: `{SHOW_SECRETS}`")
     if not isinstance(urls, Mapping) or not all(
         isinstance(url, str) and url.startswith(("postgresql://", "postgres://"))
         for url in urls.values()
     ):
-        raise DotenvError(f"{OUTPUT} is not a map of login role to postgresql:// URL")
+        raise DotenvError(f"{name} is not a map of login role to postgresql:// URL")
     return {str(role): str(url) for role, url in urls.items()}
+
+
+def pooling_note(outputs: Mapping[str, Any], role: str) -> str | None:
+    """What the pooler means for this login's URL, when it goes through one
+    (its URL is not its direct one)."""
+    pooler = outputs.get(POOLER_OUTPUT)
+    direct = outputs.get(DIRECT_OUTPUT)
+    if not isinstance(pooler, Mapping) or not isinstance(direct, Mapping):
+        return None
+    if direct.get(role) == outputs[OUTPUT].get(role):
+        return None
+    where = f"{pooler.get('host')}:{pooler.get('port')}"
+    return f"DATABASE_URL goes through the {pooler.get('kind')} pooler at {where}: " + str(
+        pooler.get("notes") or ""
+    )
 
 
 def pick_role(urls: Mapping[str, str], role: str) -> tuple[str, str | None]:

@@ -22,8 +22,24 @@ def run(args: argparse.Namespace) -> int:
     from naapdb.stackfiles import load_stack_settings
 
     settings = load_stack_settings(args.stack, args.project)
-    sys.stdout.write(render(settings.plan, args.format, settings.budget))
+    text = render(settings.plan, args.format, settings.budget)
+    if args.format in ("text", "json"):
+        text = _with_scaling(text, settings, args.format)
+    sys.stdout.write(text)
     return 0
+
+
+def _with_scaling(text: str, settings, output_format: str) -> str:  # type: ignore[no-untyped-def]
+    """The pooler's pools and the read replicas, where the stack has them."""
+    import json
+
+    from naapdb.render_scaling import scaling_dict, scaling_lines
+
+    if output_format == "json":
+        extra = scaling_dict(settings)
+        return json.dumps({**json.loads(text), **extra}, indent=2) + "\n" if extra else text
+    lines = scaling_lines(settings)
+    return text + "".join(line + "\n" for line in lines)
 
 
 def render(plan, output_format: str, budget=None) -> str:  # type: ignore[no-untyped-def]

@@ -1,15 +1,22 @@
-"""`verify --stack S [--format text|json|sql]`: compares the live database
-(`DATABASE_URL`) with the stack's access plan, in one catalog query (and
-one more for the push's ledger, where the login may read it).
+"""`verify --stack S [--format text|json|sql] [--replica]`: compares the
+live database (`DATABASE_URL`) with the stack's access plan, in one catalog
+query (and one more for the push's ledger, where the login may read it).
 
 stdout carries only the differences (text: one line each, grouped, with the
 SQL that fixes it; json: the whole report; sql: the fixes as a psql script
 for the admin, owners first), so it can be piped or diffed; a one-line
-summary goes to stderr. Exit 0 no drift, 1 drift, 2 error."""
+summary goes to stderr, naming the server it read: the primary, or a
+replica with how far its replay has come. `--replica` reads through
+`DATABASE_READ_URL` instead, and refuses a server that is not in recovery:
+a replica's catalog is the primary's, replayed, so verifying it checks the
+read path's rights without touching the primary. Exit 0 no drift, 1 drift,
+2 error."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -21,6 +28,7 @@ if TYPE_CHECKING:
     from naapdb.settings import StackSettings
 
 FORMATS = ("text", "json", "sql")
+READ_URL_VARIABLE = "DATABASE_READ_URL"
 READ_ONLY_URL = (
     "verify only reads the catalog, so the read-only login is enough: export its "
     "DATABASE_URL, e.g. from `pulumi stack output --stack {stack} --json --show-secrets "
@@ -57,6 +65,11 @@ def migration_files(settings: StackSettings, project: Path | None) -> dict[str, 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stack", required=True, help="stack name, e.g. dev or prod")
     parser.add_argument("--format", choices=FORMATS, default="text", help="output format")
+    parser.add_argument(
+        "--replica",
+        action="store_true",
+        help="read a read replica through DATABASE_READ_URL (refused unless it is in recovery)",
+    )
     add_project_argument(parser)
 
 
@@ -64,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     import psycopg
 
     from naapdb import verify
-    from naapdb.connection import ConnectionError_, connect, one_line, redact
+    from naapdb.connection import ConnectionError_, connect, one_line, redact, server_read
     from naapdb.drift_summary import lacks_created_objects, summary_lines
     from naapdb.push import resolve_database_url
     from naapdb.stackfiles import load_stack_settings
@@ -73,10 +86,20 @@ def run(args: argparse.Namespace) -> int:
     files = migration_files(settings, args.project)
     # In prod the logins rotate: NAAPDB_DATABASE_SECRET_ID (e.g. naap_readonly's
     # secret) follows AWSCURRENT where a fixed DATABASE_URL would go stale.
-    url = resolve_database_url(missing=READ_ONLY_URL.format(stack=args.stack))
+    url = (
+        _read_url(args.stack)
+        if args.replica
+        else resolve_database_url(missing=READ_ONLY_URL.format(stack=args.stack))
+    )
     started = time.perf_counter()
     with connect(url, autocommit=True) as connection:
         try:
+            server = server_read(connection)
+            if args.replica and not server.in_recovery:
+                raise ConnectionError_(
+                    f"--replica: {READ_URL_VARIABLE} reached the {server.describe()}, which is "
+                    "not in recovery; point it at a read replica (stack output read_urls)"
+                )
             report = verify.verify(connection, settings.plan, settings.budget, files)
         except psycopg.Error as error:
             message = redact(one_line(error), url)
@@ -87,7 +110,8 @@ def run(args: argparse.Namespace) -> int:
     if settings.push.mode == "prisma":
         print(PRISMA_BOUNDARY, file=sys.stderr)
     if args.format == "json":
-        sys.stdout.write(verify.report_to_json(report, args.stack))
+        document = {**verify.report_to_dict(report, args.stack), "server": server.as_dict()}
+        sys.stdout.write(json.dumps(document, indent=2) + "\n")
     elif args.format == "sql":
         sys.stdout.write(verify.report_to_sql(report, args.stack))
     else:
@@ -104,13 +128,28 @@ def run(args: argparse.Namespace) -> int:
         )
         print(
             f"verify: {count} difference{'s' if count != 1 else ''} from the plan of stack "
-            f"{args.stack} ({report.schemas} schemas, {queries}, {elapsed:.2f} s){missing}",
+            f"{args.stack} ({report.schemas} schemas, {queries}, {elapsed:.2f} s){missing}; "
+            f"read the {server.describe()}",
             file=sys.stderr,
         )
         return 1
     print(
         f"verify: no drift: database {report.database} matches the plan of stack {args.stack} "
-        f"({report.schemas} schemas, {queries}, {elapsed:.2f} s)",
+        f"({report.schemas} schemas, {queries}, {elapsed:.2f} s); read the {server.describe()}",
         file=sys.stderr,
     )
     return 0
+
+
+def _read_url(stack: str) -> str:
+    """`--replica`: the replica's connection string, from the environment only."""
+    from naapdb.connection import ConnectionError_
+
+    value = os.environ.get(READ_URL_VARIABLE, "").strip()
+    if not value:
+        raise ConnectionError_(
+            f"--replica reads {READ_URL_VARIABLE}, which is not set; export it from `pulumi "
+            f"stack output --stack {stack} --json --show-secrets | bin/naapdb dotenv --role "
+            "naap_readonly` (never on the command line)"
+        )
+    return value

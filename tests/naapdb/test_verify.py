@@ -118,6 +118,17 @@ def test_the_applied_plan_has_no_drift(
     assert err.count("\n") == 1
     assert err.startswith("verify: no drift: database naap matches the plan of stack dev")
     assert "9 schemas, 1 query" in err
+    assert err.rstrip().endswith(
+        f"read the primary {dev_db.host}:{dev_db.port} (PostgreSQL {report_version(dev_db)})"
+    )
+
+
+def report_version(server: PgServer) -> str:
+    """The server's version as `SHOW server_version` gives it (e.g. 16.2)."""
+    with server.connect() as connection:
+        row = connection.execute("SHOW server_version").fetchone()
+    assert row is not None
+    return str(row[0]).split()[0]
 
 
 def test_json_report_without_drift(
@@ -126,6 +137,16 @@ def test_json_report_without_drift(
     code, out, _ = run_verify(dev_db, monkeypatch, capsys, "--format", "json")
     report = json.loads(out)
     assert code == 0
+    # Which server it read (issue 24): the primary the URL names.
+    assert report.pop("server") == {
+        "host": dev_db.host,
+        "port": dev_db.port,
+        "version": report_version(dev_db),
+        "role": "primary",
+        "replay_lsn": None,
+        "replay_age_seconds": None,
+        "via": None,
+    }
     assert report == {
         "format_version": 1,
         "stack": "dev",

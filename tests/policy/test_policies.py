@@ -669,3 +669,69 @@ def test_served_pack_takes_allow_public_ports_from_policy_config(served_pack: An
         assert not served_pack.Analyze(analyzer_request(policies.CONTAINER, container)).diagnostics
     finally:
         served_pack.Configure(analyzer_pb2.ConfigureAnalyzerRequest())
+
+
+# --- a pooler and read replicas (issue 24) ------------------------------------
+
+SCALED = {
+    "dev": {"naap-db:pooler": {"kind": "container"}},
+    "prod": {"naap-db:pooler": {"kind": "rds"}, "naap-db:replicas": 2},
+}
+# What a replica keeps from the primary's rules: a replica has no final
+# snapshot, no backups of its own and the primary's engine version.
+REPLICA_CASES = [
+    case
+    for case in RDS_CASES
+    if case[2] not in ("rds-backup-retention", "rds-engine-version-pinned", "rds-final-snapshot")
+]
+
+
+@pytest.fixture(scope="module")
+def scaled(lambda_zip: Path) -> dict[str, harness.Run]:
+    runs = {}
+    for stack, extra in SCALED.items():
+        overrides = dict(StackRuns(lambda_zip)._overrides(stack), **extra)
+        runs[stack] = harness.run_program(stack, overrides)
+    return runs
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_a_stack_with_a_pooler_and_replicas_passes_every_policy(
+    scaled: dict[str, harness.Run], stack: str
+) -> None:
+    run = scaled[stack]
+    for resource in run.resources:
+        outcome = analyze(resource, run)
+        assert outcome.violations == [], (resource.type, resource.name)
+
+
+@pytest.mark.parametrize(("change", "options", "policy_name"), REPLICA_CASES)
+def test_a_weakened_replica_is_reported_like_the_primary(
+    scaled: dict[str, harness.Run], change: Any, options: dict[str, Any], policy_name: str
+) -> None:
+    run = scaled["prod"]
+    replicas = [r for r in run.of_type(policies.RDS_INSTANCE) if r.inputs.get("replicateSourceDb")]
+    assert len(replicas) == 2
+    for replica in replicas:
+        only_violation(analyze(mutated(replica, change, **options), run), policy_name)
+
+
+def test_the_primary_still_needs_its_final_snapshot_and_backups(
+    scaled: dict[str, harness.Run],
+) -> None:
+    run = scaled["prod"]
+    (primary,) = [
+        r for r in run.of_type(policies.RDS_INSTANCE) if not r.inputs.get("replicateSourceDb")
+    ]
+    only_violation(
+        analyze(mutated(primary, setter("skipFinalSnapshot", True)), run), "rds-final-snapshot"
+    )
+
+
+def test_the_pgbouncer_container_publishes_on_loopback_only(
+    scaled: dict[str, harness.Run],
+) -> None:
+    run = scaled["dev"]
+    pooler = run.one(policies.CONTAINER, "pooler")
+    change = port_ip("0.0.0.0")
+    only_violation(analyze(mutated(pooler, change), run), "docker-ports-on-loopback")
