@@ -251,7 +251,13 @@ class PgServer:
             text=True,
             check=True,
         ).stdout
-        return roles + database
+        # pg_dump 17.6+ fences its script with \restrict/\unrestrict and a
+        # random key per run: not state.
+        return "".join(
+            line
+            for line in (roles + database).splitlines(keepends=True)
+            if not line.startswith(("\\restrict ", "\\unrestrict "))
+        )
 
     def set_passwords(self, passwords: Mapping[str, str], dbname: str = names.DATABASE) -> None:
         """Give each role (key) its password (value), as the superuser."""
