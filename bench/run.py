@@ -291,12 +291,6 @@ def program_overrides(stack: str, size: int, scratch: Path) -> dict[str, Any]:
         with zipfile.ZipFile(archive, "w") as stand_in:
             stand_in.writestr("naapdb/__init__.py", "")
         overrides["naap-db:credentials"] = {**credentials, "lambdaArchive": str(archive)}
-    server = config.get("naap-db:server") or {}
-    if server.get("kind") == "rds":
-        # A stand-in RDS CA bundle, likewise (the admin provider names it).
-        bundle = scratch / "rds-ca-bundle.pem"
-        bundle.write_text("-----BEGIN CERTIFICATE-----\nstand-in\n-----END CERTIFICATE-----\n")
-        overrides["naap-db:server"] = {**server, "caBundle": str(bundle)}
     return overrides
 
 

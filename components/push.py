@@ -30,7 +30,7 @@ from pulumi_command import local
 from components.credentials import Credentials, connection_url
 from components.server import DatabaseServer
 from components.settings import aws_region
-from naapdb import names, trust
+from naapdb import names, rds_ca
 from naapdb.plan import Rotation
 from naapdb.prisma import PrismaSchemaError, find_schema_file
 from naapdb.push import SECRET_ID_VARIABLE
@@ -133,18 +133,33 @@ def _environment(
                 f"login in Secrets Manager, but no secret exists for {names.MIGRATOR}"
             )
         extra = {"AWS_REGION": region} if (region := aws_region()) else {}
-        if server.sslrootcert:
-            # verify-full against the RDS CA bundle (project-relative, so
-            # the input is the same on every checkout).
-            extra[trust.SSLROOTCERT_VARIABLE] = _portable(Path(server.sslrootcert))
+        extra.update(_bundle_environment(server))
         secret_id = arns[names.MIGRATOR].apply(lambda arn: {SECRET_ID_VARIABLE: arn, **extra})
         return pulumi.Output.secret(secret_id)
     password = credentials.passwords[names.MIGRATOR]
     sslmode = server.sslmode
+    # rds: verify-full against the bundle the admin connection uses.
+    root = _portable(Path(server.sslrootcert)) if server.sslrootcert else None
     url = pulumi.Output.all(server.host, server.port, server.database, password).apply(
-        lambda args: connection_url(names.MIGRATOR, args[3], args[0], args[1], args[2], sslmode)
+        lambda args: connection_url(
+            names.MIGRATOR, args[3], args[0], args[1], args[2], sslmode, root
+        )
     )
-    return pulumi.Output.secret(url.apply(lambda value: {"DATABASE_URL": value}))
+    extra = _bundle_environment(server)
+    return pulumi.Output.secret(url.apply(lambda value: {"DATABASE_URL": value, **extra}))
+
+
+def _bundle_environment(server: DatabaseServer) -> dict[str, str]:
+    """What tells the push which RDS CA bundle to verify with, when it is not
+    the committed one (the push checks it against the pin again, and needs
+    the trust flag for one that passed only by `trustCaBundle`)."""
+    bundle = server.ca_bundle
+    if bundle is None or bundle.path == rds_ca.BUNDLE:
+        return {}
+    found = {rds_ca.SSLROOTCERT_VARIABLE: _portable(bundle.path)}
+    if not bundle.pinned:
+        found[rds_ca.TRUST_VARIABLE] = "1"
+    return found
 
 
 def _project_path(configured: str) -> Path:

@@ -158,7 +158,7 @@ class PasswordRotation(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("naap:database:PasswordRotation", name, None, opts)
-        archive = lambda_archive(settings)
+        archive = lambda_archive(settings, server)
         master_arn = server.master_secret_arn
         assert master_arn is not None  # an rds server (see IdentitySecrets)
         assert server.client_security_group_id is not None
@@ -345,7 +345,7 @@ def rotation_policy(secrets_pattern: str, *, function_arn: str, master_arn: str)
     )
 
 
-def lambda_archive(settings: StackSettings) -> Path:
+def lambda_archive(settings: StackSettings, server: DatabaseServer) -> Path:
     """The built zip of the rotation Lambda: `naap-db:credentials.lambdaArchive`,
     else $NAAPDB_ROTATION_LAMBDA_ZIP, else one the program builds itself
     (components/lambda_build.py). Stops the program when a named zip is missing."""
@@ -353,7 +353,7 @@ def lambda_archive(settings: StackSettings) -> Path:
     if not configured and os.environ.get(ARCHIVE_VARIABLE):
         source, configured = ARCHIVE_VARIABLE, os.environ[ARCHIVE_VARIABLE]
     if not configured:
-        return build_default_archive(PROJECT_ROOT)
+        return build_default_archive(PROJECT_ROOT, server.ca_bundle)
     path = Path(configured)
     path = path if path.is_absolute() else PROJECT_ROOT / path
     if not path.is_file():

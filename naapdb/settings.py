@@ -92,8 +92,11 @@ class RdsServer:
     log_retention_days: int = 30
     log_kms_key_id: str | None = None
     ca_bundle: str | None = None
-    """The RDS CA bundle `pulumi up` verifies the server with; default
-    $NAAPDB_RDS_CA_BUNDLE, else build/rds-ca-bundle.pem (the Lambda build fetches it)."""
+    """Another RDS CA bundle than the committed naapdb/rds-ca-bundle.pem (also
+    $NAAPDB_RDS_CA_BUNDLE); it must have the pinned digest, or be trusted."""
+    trust_ca_bundle: bool = False
+    """Trust `ca_bundle` although its digest is not the pinned one (printed
+    by every preview)."""
     client_ssl_root_cert: str = "/etc/ssl/certs/rds-global-bundle.pem"
     """Where clients keep that bundle: the `sslrootcert` of the connection URLs."""
 

@@ -14,9 +14,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import gc
-import hashlib
 import json
-import os
 import runpy
 import sys
 from collections.abc import Callable, Iterator, Mapping
@@ -410,14 +408,6 @@ def _stack_outputs() -> tuple[dict[str, Any], set[str]]:
         if _sync_await(output.is_secret()):
             secret_names.add(name)
     return values, secret_names
-
-
-def pin_the_bundle(root: Path) -> None:
-    """The pin a maintainer commits once (scripts/rds-ca-bundle.sha256), here
-    of the suite's stand-in bundle (NAAPDB_RDS_CA_BUNDLE, tests/conftest.py)."""
-    bundle = Path(os.environ["NAAPDB_RDS_CA_BUNDLE"]).read_bytes()
-    pin = root / "scripts" / "rds-ca-bundle.sha256"
-    pin.write_text(f"{hashlib.sha256(bundle).hexdigest()}  global-bundle.pem\n")
 
 
 def stack_overrides(stack: str, lambda_zip: Path, **extra: Any) -> dict[str, Any]:

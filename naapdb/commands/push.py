@@ -18,6 +18,7 @@ from naapdb.commands import add_project_argument
 if TYPE_CHECKING:
     from naapdb.catalog import Catalog
     from naapdb.push import Applied
+    from naapdb.settings import ServerSettings
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -54,11 +55,12 @@ def run(args: argparse.Namespace) -> int:
     root = args.project or find_project_root()
     stack = push.stack_name(args.stack)
     mode, source_dir, prisma_dir = "sql", push.DEFAULT_SOURCE, None
+    server: ServerSettings | None = None
     if stack:
         from naapdb.stackfiles import load_stack_settings
 
         settings = load_stack_settings(stack, root)
-        catalog = settings.catalog
+        catalog, server = settings.catalog, settings.server
         mode, source_dir, prisma_dir = (
             settings.push.mode,
             settings.push.source,
@@ -72,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     if mode == "off" and args.source is None:
         print(f"push is off for stack {stack} (naap-db:push.mode); nothing to do")
         return 0
-    return _sql(args.source or _under(root, source_dir), catalog, args.dry_run)
+    return _sql(args.source or _under(root, source_dir), catalog, server, args.dry_run)
 
 
 def _under(root: Path, configured: str) -> Path:
@@ -87,18 +89,20 @@ def _under(root: Path, configured: str) -> Path:
         return path
 
 
-def _sql(source: Path, catalog: Catalog, dry_run: bool) -> int:
+def _sql(source: Path, catalog: Catalog, server: ServerSettings | None, dry_run: bool) -> int:
+    """Apply the SQL files; to an rds server always over verify-full."""
     import psycopg
 
     from naapdb import push
     from naapdb.connection import connect, one_line, redact
+    from naapdb.server_tls import connection_string
 
     started = time.perf_counter()
     try:
         migrations = push.discover(source, catalog)
     except push.PushError as error:
         return _stop(str(error))
-    url = push.resolve_database_url()
+    url = connection_string(push.resolve_database_url(), server)
     try:
         with connect(url, autocommit=True) as connection:
             result = push.push(

@@ -34,12 +34,15 @@ def run(args: argparse.Namespace) -> int:
     from naapdb.connection import ConnectionError_, connect, one_line, redact
     from naapdb.drift_summary import lacks_created_objects, summary_lines
     from naapdb.push import resolve_database_url
+    from naapdb.server_tls import connection_string
     from naapdb.stackfiles import load_stack_settings
 
     settings = load_stack_settings(args.stack, args.project)
     # In prod the logins rotate: NAAPDB_DATABASE_SECRET_ID (e.g. naap_readonly's
     # secret) follows AWSCURRENT where a fixed DATABASE_URL would go stale.
     url = resolve_database_url(missing=READ_ONLY_URL.format(stack=args.stack))
+    # RDS: verify-full against the RDS CA bundle, whatever the string says.
+    url = connection_string(url, settings.server)
     started = time.perf_counter()
     with connect(url, autocommit=True) as connection:
         try:

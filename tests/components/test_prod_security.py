@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
+from naapdb import rds_ca
 from naapdb.errors import ConfigError
 from naapdb.settings import parse_server
 from tests import harness
@@ -188,22 +189,21 @@ def test_windows_that_do_not_overlap_are_taken() -> None:
 # --- TLS -----------------------------------------------------------------------
 
 
-def test_the_admin_provider_verifies_the_server_against_the_rds_ca(
-    prod: Run, rds_ca_bundle: Path
+def test_the_admin_provider_verifies_the_server_against_the_committed_rds_ca(
+    prod: Run,
 ) -> None:
     provider = next(p for p in prod.of_type(PROVIDER) if p.name == "naap-server-admin")
     assert provider.inputs["sslmode"] == "verify-full"
-    assert provider.inputs["sslrootcert"] == str(rds_ca_bundle)
+    assert provider.inputs["sslrootcert"] == str(rds_ca.BUNDLE)
 
 
-def test_a_missing_ca_bundle_names_the_key_and_the_build_script(tmp_path: Path) -> None:
+def test_a_missing_ca_bundle_names_the_key(tmp_path: Path) -> None:
     absent = tmp_path / "absent.pem"
     run = harness.run_program(
         "prod", prod_config("server", caBundle=str(absent)), raise_errors=False
     )
     assert run.error is not None
-    assert str(run.error).startswith(f"naap-db:server.caBundle: {absent} does not exist")
-    assert "python scripts/build-rotation-lambda.py" in str(run.error)
+    assert str(run.error) == f"naap-db:server.caBundle: {absent} does not exist"
     assert not run.of_type(INSTANCE)
 
 
