@@ -114,10 +114,24 @@ def source_hash(push: PushSettings) -> str:
             for path in directory.rglob("*")
             if path.is_file() and not any(part.startswith(".") for part in path.parts)
         )
+        _refuse_links(directory, files)
     for path in files:
         digest.update(path.relative_to(directory).as_posix().encode() + b"\0")
         digest.update(path.read_bytes() + b"\0")
     return digest.hexdigest()
+
+
+def _refuse_links(directory: Path, files: Sequence[Path]) -> None:
+    """The push refuses symbolic links in the source tree (naapdb/push.py);
+    the preview stops on them already, before reading what they point at."""
+    for path in files:
+        parts = path.relative_to(directory).parts
+        for depth in range(1, len(parts) + 1):
+            if (directory.joinpath(*parts[:depth])).is_symlink():
+                raise pulumi.RunError(
+                    f"naap-db:push.source: {directory.joinpath(*parts[:depth])} is a symbolic "
+                    "link; migrations must be regular files of the source tree"
+                )
 
 
 def _environment(

@@ -94,7 +94,9 @@ def monitoring_role(
     role = aws.iam.Role(
         f"{name}-monitoring",
         description="naap-db: RDS enhanced monitoring",
-        assume_role_policy=assumed_by("monitoring.rds.amazonaws.com"),
+        assume_role_policy=account_id(opts.parent).apply(
+            lambda account: assumed_by("monitoring.rds.amazonaws.com", account)
+        ),
         tags=tags,
         opts=opts,
     )
@@ -181,14 +183,26 @@ def rds_ingress(
     return rules
 
 
-def assumed_by(service: str) -> str:
+def assumed_by(service: str, account: str) -> str:
     """An IAM role's trust policy letting one AWS service (e.g.
-    `lambda.amazonaws.com`) assume it."""
+    `lambda.amazonaws.com`) assume it, on behalf of this account only
+    (`aws:SourceAccount`): no other account's use of that service can make
+    it act with this role (the confused deputy)."""
     return json.dumps(
         {
             "Version": "2012-10-17",
             "Statement": [
-                {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": service},
+                    "Action": "sts:AssumeRole",
+                    "Condition": {"StringEquals": {"aws:SourceAccount": account}},
+                }
             ],
         }
     )
+
+
+def account_id(parent: pulumi.Resource | None) -> pulumi.Output[str]:
+    """The account the stack deploys into."""
+    return aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=parent)).account_id

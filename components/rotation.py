@@ -33,7 +33,7 @@ import pulumi_aws as aws
 
 from components.alarms import rotation_alarms
 from components.lambda_build import build_default_archive
-from components.rds import assumed_by
+from components.rds import account_id, assumed_by
 from components.server import stack_tags
 from naapdb import trust
 from naapdb.rotate import ENDPOINT_VARIABLE, DbSecret
@@ -169,6 +169,7 @@ class PasswordRotation(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         region = aws.get_region_output(opts=pulumi.InvokeOutputOptions(parent=self)).region
         partition = aws.get_partition_output(opts=pulumi.InvokeOutputOptions(parent=self))
+        account = account_id(self)
 
         https_group = aws.ec2.SecurityGroup(
             f"{name}-lambda",
@@ -192,7 +193,9 @@ class PasswordRotation(pulumi.ComponentResource):
         role = aws.iam.Role(
             f"{name}-lambda",
             description=f"naap-db {settings.stack}: rotates the login secrets",
-            assume_role_policy=assumed_by("lambda.amazonaws.com"),
+            assume_role_policy=account.apply(
+                lambda account_id: assumed_by("lambda.amazonaws.com", account_id)
+            ),
             tags=tags,
             opts=child,
         )
@@ -240,9 +243,6 @@ class PasswordRotation(pulumi.ComponentResource):
         # is 20). Lambda compares SourceArn with StringLike, so the pattern
         # admits Secrets Manager invoking it for secrets of this account and
         # region named naap-db/<stack>/..., nothing else.
-        account = aws.get_caller_identity_output(
-            opts=pulumi.InvokeOutputOptions(parent=self)
-        ).account_id
         secrets_pattern = pulumi.Output.all(partition.partition, region, account).apply(
             lambda values: secrets_arn_pattern(values[0], values[1], values[2], settings.stack)
         )
@@ -289,7 +289,9 @@ class PasswordRotation(pulumi.ComponentResource):
             )
         self.function_arn = function.arn
         self.database_endpoint = database_endpoint(server)
-        self.alarm_topic_arn = rotation_alarms(name, settings, function, account, tags, self)
+        self.alarm_topic_arn = rotation_alarms(
+            name, settings, function, account, secrets_pattern, tags, self
+        )
         self.register_outputs(
             {"function_arn": self.function_arn, "alarm_topic_arn": self.alarm_topic_arn}
         )

