@@ -252,8 +252,8 @@ def replay(
         if condition is not None and not CONDITIONS[condition]:
             continue
         action = str(step.get("uses", "")).split("@")[0]
-        options = {k: substitute(str(v), context) for k, v in (step.get("with") or {}).items()}
         if action == "actions/checkout":
+            options = {k: substitute(str(v), context) for k, v in (step.get("with") or {}).items()}
             checkout(origin, workspace, options)
             continue
         if action == "actions/setup-python":
@@ -299,7 +299,7 @@ def test_the_access_diff_job_comments_once_per_stack_and_edits_on_push(
         origin, scratch, lambda tree: add_plugin(tree, "invoices", ["public", "plugin_wallet"])
     )
     dev = access_diff(origin, "dev", github, tmp_path, "run-1-dev")
-    assert "### Access diff: stack `dev`, `main` → `pull/7`" in dev["summary"]
+    assert "### Access diff: stack `dev`, `main` → pull/7" in dev["summary"]
     assert "| `naap_invoices` | `plugin_wallet` | · | ro | **WIDENS" in dev["summary"]
     assert [c["body"].splitlines()[0] for c in github.comments] == [
         "<!-- naap-db:access-diff-dev -->"

@@ -40,9 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    return diff(
-        args.stack, args.base, args.format, args.fail_on_widening, args.project, args.head
-    )
+    return diff(args.stack, args.base, args.format, args.fail_on_widening, args.project, args.head)
 
 
 def diff(
