@@ -22,35 +22,31 @@ from naapdb import rds_ca, trust
 from naapdb.rotate import CURRENT, RotationError, rotate_now
 from tests.naapdb.test_rotate import (
     APP_SECRET,
+    TLS_HOST,
     Deployment,
     _build_script,
     aws,
     deploy,
+    rotation_ca,
 )
 from tests.tlsca import CaFiles, make_ca
-from tests.tlsserver import BIN_VARIABLE, tls_bin_dir, tls_server
+from tests.tlsserver import tls_server
 
 pytestmark = [pytest.mark.db, pytest.mark.aws]
-__all__ = ["aws"]  # fixtures this module uses from test_rotate
+__all__ = ["aws", "rotation_ca"]  # fixtures this module uses from test_rotate
 
-HOST = "localhost"  # the name in the server's certificate; 127.0.0.1 is not in it
+HOST = TLS_HOST  # the name in the server's certificate; 127.0.0.1 is not in it
 
 
 @pytest.fixture
 def tls_deployed(
-    aws: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    aws: Any, rotation_ca: tuple[Path, CaFiles]
 ) -> Iterator[tuple[Deployment, CaFiles]]:
     """A TLS server (certificate for `localhost` from a test CA) with the
     plan applied, its secrets on verify-full by host name, and the rotation
     trusting the test CA (as the Lambda trusts its bundled RDS CA)."""
-    bin_dir = tls_bin_dir()
-    if bin_dir is None:
-        pytest.skip(f"no PostgreSQL built with OpenSSL here (set {BIN_VARIABLE})")
-    ca = make_ca(tmp_path / "ca", (HOST,))
-    monkeypatch.setenv(trust.SSLROOTCERT_VARIABLE, str(ca.ca_cert))
-    monkeypatch.setenv(rds_ca.TRUST_VARIABLE, "1")
-    with tls_server(bin_dir, ca) as server:
-        yield deploy(server, aws, host=HOST, sslmode="verify-full"), ca
+    with tls_server(*rotation_ca) as server:
+        yield deploy(server, aws), rotation_ca[1]
 
 
 def test_rotation_connects_with_verify_full_to_the_certified_host(tls_deployed: Any) -> None:
