@@ -293,12 +293,6 @@ def program_overrides(stack: str, size: int, scratch: Path) -> dict[str, Any]:
         with zipfile.ZipFile(archive, "w") as stand_in:
             stand_in.writestr("naapdb/__init__.py", "")
         overrides["naap-db:credentials"] = {**credentials, "lambdaArchive": str(archive)}
-    server = config.get("naap-db:server") or {}
-    if server.get("kind") == "rds":
-        # A stand-in RDS CA bundle, likewise (the admin provider names it).
-        bundle = scratch / "rds-ca-bundle.pem"
-        bundle.write_text("-----BEGIN CERTIFICATE-----\nstand-in\n-----END CERTIFICATE-----\n")
-        overrides["naap-db:server"] = {**server, "caBundle": str(bundle)}
     return overrides
 
 
@@ -735,7 +729,7 @@ def _rotation_secret(server: Any, client: Any, plan: Any) -> str:
         username=logins[0],
         password=password,
         masterarn=master["ARN"],
-        sslmode="disable",
+        sslmode="verify-full",
     )
     created = client.create_secret(
         Name=f"naap-db/bench/{ROTATION_IDENTITY}", SecretString=document.to_json()
@@ -753,23 +747,33 @@ def bench_rotation(report: Report) -> None:
         return
     from naapdb.plan import Rotation, build_plan
     from naapdb.stackfiles import load_stack_settings
-    from tests.pgserver import cluster_factory
     from tests.rotation_load import run_rotation_load
+    from tests.tlsca import make_ca
+    from tests.tlsserver import BIN_VARIABLE, tls_bin_dir, tls_server
 
+    # The rotation connects verify-full only: a TLS server whose test CA is
+    # trusted out loud, as the Lambda trusts its bundled RDS CA.
+    bin_dir = tls_bin_dir()
+    if bin_dir is None:
+        report.problems.append(
+            ("rotation", f"not measured: no PostgreSQL built with OpenSSL (set {BIN_VARIABLE})")
+        )
+        return
     plan = build_plan(load_stack_settings("prod", ROOT).catalog, Rotation.ALTERNATING)
     rotations = QUICK_ROTATIONS if report.quick else ROTATIONS
     per_rotation: list[float] = []
     connections: list[int] = []
     failures: list[int] = []
-    with cluster_factory() as factory:
+    with tempfile.TemporaryDirectory() as scratch:
+        ca = make_ca(Path(scratch) / "ca", ("localhost",))
+        os.environ["NAAPDB_SSLROOTCERT"] = str(ca.ca_cert)
+        os.environ["NAAPDB_TRUST_CA_BUNDLE"] = "1"
         for _ in range(report.repeat):
-            server = factory.start()
-            with _moto_secretsmanager() as client:
+            with tls_server(bin_dir, ca) as server, _moto_secretsmanager() as client:
                 secret_id = _rotation_secret(server, client, plan)
                 load = run_rotation_load(
                     client, secret_id, clients=ROTATION_CLIENTS, rotations=rotations, pause=0.2
                 )
-            server.stop()
             if load.timed_out or load.rotations != rotations:
                 raise RuntimeError(f"only {load.rotations} of {rotations} rotations ran")
             per_rotation += load.rotation_seconds

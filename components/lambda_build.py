@@ -3,87 +3,54 @@ names none, so a fresh clone's `pulumi preview --stack prod` (and every CI
 job that previews, deploys or checks prod) needs no step to remember.
 
 It runs `scripts/build-rotation-lambda.py` (the one definition of what the
-zip holds) into `build/rotation-lambda.zip` on every run: that build is
+zip holds) into `build/rotation-lambda.zip` on every run: the wheels are
+installed from the hash-locked `scripts/rotation-lambda.lock` each time
+(pip's own cache makes that quick and checks every byte against the lock;
+no folder is trusted because a marker says it is complete), and the build is
 reproducible (sorted entries, fixed timestamps and modes), so an unchanged
-checkout gives the same bytes and the preview shows no change to the
-Lambda. The pinned wheels are downloaded once per pin set into
-`~/.cache/naap-db/lambda-wheels/` (`$XDG_CACHE_HOME` honoured), or taken
-from `$NAAPDB_LAMBDA_WHEELS` on a machine without an index.
+checkout gives the same bytes and the preview shows no change to the Lambda.
+`$NAAPDB_LAMBDA_WHEELS` names a folder holding the locked wheels on a
+machine without an index (hash-checked the same way).
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import importlib.util
 import io
 import os
-import shutil
-import subprocess
-import tempfile
 from pathlib import Path
 from types import ModuleType
 
 import pulumi
 
+from naapdb.rds_ca import CheckedBundle
+
 BUILD_SCRIPT = "scripts/build-rotation-lambda.py"
 BUILT_ARCHIVE = "build/rotation-lambda.zip"
 WHEELS_VARIABLE = "NAAPDB_LAMBDA_WHEELS"
-CA_BUNDLE_VARIABLE = "NAAPDB_RDS_CA_BUNDLE"
-COMPLETE = ".complete"
 
 
-def build_default_archive(root: Path) -> Path:
-    """Build the zip into `root/build/` and return its path."""
+def build_default_archive(root: Path, ca_bundle: CheckedBundle | None = None) -> Path:
+    """Build the zip into `root/build/` and return its path; `ca_bundle`
+    (the one the admin connection verifies RDS with, already checked) is
+    shipped in place of the committed one when it is another file."""
     script = _build_script(root / BUILD_SCRIPT)
-    wheels = Path(os.environ[WHEELS_VARIABLE]) if os.environ.get(WHEELS_VARIABLE) else None
-    wheels = wheels or _cached_wheels(script)
     out = root / BUILT_ARCHIVE
-    arguments = ["--wheels", str(wheels), "--out", str(out)]
-    # A bundle already at hand (the one the admin provider verifies RDS
-    # with) is used rather than fetched; the build still checks it against
-    # the repository's pin.
-    if (bundle := os.environ.get(CA_BUNDLE_VARIABLE)) and Path(bundle).is_file():
-        arguments += ["--ca-bundle", bundle]
+    arguments = ["--out", str(out)]
+    if wheels := os.environ.get(WHEELS_VARIABLE, "").strip():
+        arguments += ["--wheels", wheels]
+    if ca_bundle is not None and ca_bundle.path != script.COMMITTED_CA:
+        arguments += ["--ca-bundle", str(ca_bundle.path)]
+        arguments += [] if ca_bundle.pinned else ["--trust-ca-bundle"]
     said = io.StringIO()
     with contextlib.redirect_stdout(said), contextlib.redirect_stderr(said):
         code = script.main(arguments)
     if code != 0:
         raise pulumi.RunError(
-            f"building the rotation Lambda ({BUILD_SCRIPT} --wheels {wheels}) failed: "
-            f"{said.getvalue().strip()}"
+            f"building the rotation Lambda ({BUILD_SCRIPT}) failed: {said.getvalue().strip()}"
         )
     return out
-
-
-def wheel_cache(script: ModuleType) -> Path:
-    """Where the wheels of the script's pins live: one folder per pin set."""
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    pins = "\n".join((*script.WHEELS, *script.PLATFORM)).encode()
-    return base / "naap-db" / "lambda-wheels" / hashlib.sha256(pins).hexdigest()[:16]
-
-
-def _cached_wheels(script: ModuleType) -> Path:
-    """The pinned wheels, downloaded into the cache the first time."""
-    folder = wheel_cache(script)
-    if (folder / COMPLETE).is_file():
-        return folder
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=folder.parent) as scratch:
-        try:
-            script.download_wheels(Path(scratch))
-        except (subprocess.CalledProcessError, OSError) as error:
-            raise pulumi.RunError(
-                f"downloading the rotation Lambda's wheels ({', '.join(script.WHEELS)}) "
-                f"failed ({error}); on a machine without a package index, put them in a "
-                f"folder named by ${WHEELS_VARIABLE}, or name a built zip with "
-                "naap-db:credentials.lambdaArchive"
-            ) from None
-        (Path(scratch) / COMPLETE).touch()
-        shutil.rmtree(folder, ignore_errors=True)
-        os.rename(scratch, folder)
-        os.makedirs(scratch)  # TemporaryDirectory removes it on exit
-    return folder
 
 
 def _build_script(path: Path) -> ModuleType:

@@ -69,7 +69,9 @@ class RdsProxy(pulumi.ComponentResource):
         role = aws.iam.Role(
             f"{name}-role",
             description=f"naap-db {settings.stack}: RDS Proxy reads the login secrets",
-            assume_role_policy=assumed_by("rds.amazonaws.com"),
+            assume_role_policy=scope.account.apply(
+                lambda account: assumed_by("rds.amazonaws.com", account)
+            ),
             tags=tags,
             opts=protected,
         )

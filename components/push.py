@@ -34,7 +34,7 @@ from pulumi_command import local
 from components.credentials import Credentials, connection_url
 from components.server import DatabaseServer
 from components.settings import aws_region
-from naapdb import names, trust
+from naapdb import names, rds_ca
 from naapdb.plan import Rotation
 from naapdb.prisma import PrismaSchemaError, find_schema_file
 from naapdb.push import SECRET_ID_VARIABLE
@@ -126,10 +126,24 @@ def source_hash(push: PushSettings) -> str:
             for path in directory.rglob("*")
             if path.is_file() and not any(part.startswith(".") for part in path.parts)
         )
+        _refuse_links(directory, files)
     for path in files:
         digest.update(path.relative_to(directory).as_posix().encode() + b"\0")
         digest.update(path.read_bytes() + b"\0")
     return digest.hexdigest()
+
+
+def _refuse_links(directory: Path, files: Sequence[Path]) -> None:
+    """The push refuses symbolic links in the source tree (naapdb/push.py);
+    the preview stops on them already, before reading what they point at."""
+    for path in files:
+        parts = path.relative_to(directory).parts
+        for depth in range(1, len(parts) + 1):
+            if (directory.joinpath(*parts[:depth])).is_symlink():
+                raise pulumi.RunError(
+                    f"naap-db:push.source: {directory.joinpath(*parts[:depth])} is a symbolic "
+                    "link; migrations must be regular files of the source tree"
+                )
 
 
 def _environment(
@@ -147,24 +161,39 @@ def _environment(
                 f"login in Secrets Manager, but no secret exists for {names.MIGRATOR}"
             )
         extra = {"AWS_REGION": region} if (region := aws_region()) else {}
-        if server.sslrootcert:
-            # verify-full against the RDS CA bundle (project-relative, so
-            # the input is the same on every checkout).
-            extra[trust.SSLROOTCERT_VARIABLE] = portable(Path(server.sslrootcert))
+        extra.update(_bundle_environment(server))
         secret_id = pulumi.Output.all(arns[names.MIGRATOR], key).apply(
             lambda args: {SECRET_ID_VARIABLE: args[0], PUSH_KEY_VARIABLE: args[1], **extra}
         )
         return pulumi.Output.secret(secret_id)
     password = credentials.passwords[names.MIGRATOR]
     sslmode = server.sslmode
+    # rds: verify-full against the bundle the admin connection uses.
+    root = portable(Path(server.sslrootcert)) if server.sslrootcert else None
     url = pulumi.Output.all(server.host, server.port, server.database, password).apply(
-        lambda args: connection_url(names.MIGRATOR, args[3], args[0], args[1], args[2], sslmode)
-    )
-    return pulumi.Output.secret(
-        pulumi.Output.all(url, key).apply(
-            lambda args: {"DATABASE_URL": args[0], PUSH_KEY_VARIABLE: args[1]}
+        lambda args: connection_url(
+            names.MIGRATOR, args[3], args[0], args[1], args[2], sslmode, root
         )
     )
+    extra = _bundle_environment(server)
+    return pulumi.Output.secret(
+        pulumi.Output.all(url, key).apply(
+            lambda args: {"DATABASE_URL": args[0], PUSH_KEY_VARIABLE: args[1], **extra}
+        )
+    )
+
+
+def _bundle_environment(server: DatabaseServer) -> dict[str, str]:
+    """What tells the push which RDS CA bundle to verify with, when it is not
+    the committed one (the push checks it against the pin again, and needs
+    the trust flag for one that passed only by `trustCaBundle`)."""
+    bundle = server.ca_bundle
+    if bundle is None or bundle.path == rds_ca.BUNDLE:
+        return {}
+    found = {rds_ca.SSLROOTCERT_VARIABLE: portable(bundle.path)}
+    if not bundle.pinned:
+        found[rds_ca.TRUST_VARIABLE] = "1"
+    return found
 
 
 def _project_path(configured: str) -> Path:

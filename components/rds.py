@@ -31,6 +31,8 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
+from naapdb import rds_ca
+from naapdb.rds_ca import CheckedBundle
 from naapdb.settings import RdsServer
 
 POSTGRES_PORT = 5432
@@ -47,11 +49,9 @@ RDS_PARAMETERS = {
     "log_disconnections": "1",
 }
 RDS_LOG_EXPORTS = ("postgresql", "upgrade")
-# Where the Lambda build (scripts/build-rotation-lambda.py) leaves the
-# verified RDS CA bundle; NAAPDB_RDS_CA_BUNDLE or `caBundle` name another.
-DEFAULT_CA_BUNDLE = "build/rds-ca-bundle.pem"
+# Names another RDS CA bundle than the committed one (naapdb/rds_ca.py).
 CA_BUNDLE_VARIABLE = "NAAPDB_RDS_CA_BUNDLE"
-BUILD_SCRIPT = "scripts/build-rotation-lambda.py"
+SERVER_KEY = "naap-db:server"
 MONITORING_POLICY = "policy/service-role/AmazonRDSEnhancedMonitoringRole"
 
 
@@ -95,7 +95,9 @@ def monitoring_role(
     role = aws.iam.Role(
         f"{name}-monitoring",
         description="naap-db: RDS enhanced monitoring",
-        assume_role_policy=assumed_by("monitoring.rds.amazonaws.com"),
+        assume_role_policy=account_id(opts.parent).apply(
+            lambda account: assumed_by("monitoring.rds.amazonaws.com", account)
+        ),
         tags=tags,
         opts=opts,
     )
@@ -119,23 +121,36 @@ def final_snapshot_name(
     return pulumi.Output.concat(identifier, "-final-", suffix.hex)
 
 
-def ca_bundle_path(server: RdsServer) -> str:
-    """The RDS CA bundle the admin connection verifies the server with:
-    `caBundle`, else $NAAPDB_RDS_CA_BUNDLE, else the build's copy. Stops the
-    program with the command that fetches it when it is missing."""
-    source, configured = "naap-db:server.caBundle", server.ca_bundle
-    if not configured and os.environ.get(CA_BUNDLE_VARIABLE):
-        source, configured = CA_BUNDLE_VARIABLE, os.environ[CA_BUNDLE_VARIABLE]
-    configured = configured or DEFAULT_CA_BUNDLE
+def ca_bundle(server: RdsServer) -> CheckedBundle:
+    """The RDS CA bundle the admin connection, the push and the rotation
+    Lambda verify the server with: the committed one, unless `caBundle` or
+    $NAAPDB_RDS_CA_BUNDLE names another, which must have the pinned digest
+    or be trusted explicitly (`trustCaBundle`, `NAAPDB_TRUST_CA_BUNDLE=1`),
+    and then every preview says so. Anything else stops the program."""
+    if server.ca_bundle:
+        source, configured = f"{SERVER_KEY}.caBundle", server.ca_bundle
+        trusted, flag = server.trust_ca_bundle, f"{SERVER_KEY}.trustCaBundle"
+    elif os.environ.get(CA_BUNDLE_VARIABLE, "").strip():
+        source, configured = CA_BUNDLE_VARIABLE, os.environ[CA_BUNDLE_VARIABLE].strip()
+        trusted, flag = rds_ca.trusted_by_environment(), f"{rds_ca.TRUST_VARIABLE}=1"
+    else:
+        committed = rds_ca.committed_bundle()
+        if not committed.pinned:
+            raise pulumi.RunError(
+                f"{committed.path} does not have its pinned sha256 ({rds_ca.BUNDLE_SHA256}); "
+                "restore it (git checkout naapdb/rds-ca-bundle.pem) or rebuild it and its pin "
+                "with scripts/refresh-rds-ca.py"
+            )
+        return committed
     path = Path(configured).expanduser()
     path = path if path.is_absolute() else PROJECT_ROOT / path
-    if not path.is_file():
-        raise pulumi.RunError(
-            f"{source}: {configured} does not exist; `python {BUILD_SCRIPT}` (or with "
-            f"--ca-only) fetches the RDS CA bundle, checks its pinned digest and writes "
-            f"{DEFAULT_CA_BUNDLE}"
-        )
-    return str(path)
+    try:
+        checked = rds_ca.check_bundle(path, source, trusted, flag)
+    except rds_ca.UntrustedBundle as error:
+        raise pulumi.RunError(str(error)) from None
+    if notice := checked.notice(flag):
+        pulumi.log.warn(notice)
+    return checked
 
 
 def rds_ingress(
@@ -169,14 +184,21 @@ def rds_ingress(
     return rules
 
 
-def assumed_by(service: str) -> str:
+def assumed_by(service: str, account: str) -> str:
     """An IAM role's trust policy letting one AWS service (e.g.
-    `lambda.amazonaws.com`) assume it."""
+    `lambda.amazonaws.com`) assume it, on behalf of this account only
+    (`aws:SourceAccount`): no other account's use of that service can make
+    it act with this role (the confused deputy)."""
     return json.dumps(
         {
             "Version": "2012-10-17",
             "Statement": [
-                {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": service},
+                    "Action": "sts:AssumeRole",
+                    "Condition": {"StringEquals": {"aws:SourceAccount": account}},
+                }
             ],
         }
     )
@@ -250,3 +272,8 @@ def clients_may_reach(
         tags=tags,
         opts=opts,
     )
+
+
+def account_id(parent: pulumi.Resource | None) -> pulumi.Output[str]:
+    """The account the stack deploys into."""
+    return aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=parent)).account_id

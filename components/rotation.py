@@ -159,7 +159,7 @@ class PasswordRotation(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("naap:database:PasswordRotation", name, None, opts)
-        archive = lambda_archive(settings)
+        archive = lambda_archive(settings, server)
         master_arn = server.master_secret_arn
         assert master_arn is not None  # an rds server (see IdentitySecrets)
         assert server.client_security_group_id is not None
@@ -170,6 +170,7 @@ class PasswordRotation(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         scope = aws_scope(self)
         region = scope.region
+        account = scope.account
 
         https_group = aws.ec2.SecurityGroup(
             f"{name}-lambda",
@@ -193,7 +194,9 @@ class PasswordRotation(pulumi.ComponentResource):
         role = aws.iam.Role(
             f"{name}-lambda",
             description=f"naap-db {settings.stack}: rotates the login secrets",
-            assume_role_policy=assumed_by("lambda.amazonaws.com"),
+            assume_role_policy=account.apply(
+                lambda account_id: assumed_by("lambda.amazonaws.com", account_id)
+            ),
             tags=tags,
             opts=child,
         )
@@ -245,7 +248,6 @@ class PasswordRotation(pulumi.ComponentResource):
         # is 20). Lambda compares SourceArn with StringLike, so the pattern
         # admits Secrets Manager invoking it for secrets of this account and
         # region named naap-db/<stack>/..., nothing else.
-        account = scope.account
         secrets_pattern = scope.secrets(secret_name(settings.stack, "*"))
         permission = aws.lambda_.Permission(
             f"{name}-invoke",
@@ -298,7 +300,9 @@ class PasswordRotation(pulumi.ComponentResource):
             )
         self.function_arn = function.arn
         self.database_endpoint = database_endpoint(server)
-        self.alarm_topic_arn = rotation_alarms(name, settings, function, account, tags, self)
+        self.alarm_topic_arn = rotation_alarms(
+            name, settings, function, account, secrets_pattern, tags, self
+        )
         self.register_outputs(
             {"function_arn": self.function_arn, "alarm_topic_arn": self.alarm_topic_arn}
         )
@@ -369,7 +373,7 @@ def rotation_policy(
     )
 
 
-def lambda_archive(settings: StackSettings) -> Path:
+def lambda_archive(settings: StackSettings, server: DatabaseServer) -> Path:
     """The built zip of the rotation Lambda: `naap-db:credentials.lambdaArchive`,
     else $NAAPDB_ROTATION_LAMBDA_ZIP, else one the program builds itself
     (components/lambda_build.py). Stops the program when a named zip is missing."""
@@ -377,7 +381,7 @@ def lambda_archive(settings: StackSettings) -> Path:
     if not configured and os.environ.get(ARCHIVE_VARIABLE):
         source, configured = ARCHIVE_VARIABLE, os.environ[ARCHIVE_VARIABLE]
     if not configured:
-        return build_default_archive(PROJECT_ROOT)
+        return build_default_archive(PROJECT_ROOT, server.ca_bundle)
     path = Path(configured)
     path = path if path.is_absolute() else PROJECT_ROOT / path
     if not path.is_file():

@@ -33,7 +33,7 @@ import pulumi_random as random
 from components.rds import (
     RDS_LOG_EXPORTS,
     RDS_PARAMETERS,
-    ca_bundle_path,
+    ca_bundle,
     clients_may_reach,
     final_snapshot_name,
     log_groups,
@@ -44,6 +44,7 @@ from components.settings import admin_password
 from naapdb import names, scram
 from naapdb.limits import POSTGRES_DEFAULT_MAX_CONNECTIONS
 from naapdb.pooler import ContainerPooler
+from naapdb.rds_ca import CheckedBundle
 from naapdb.settings import ContainerServer, ExternalServer, RdsServer, StackSettings
 
 POSTGRES_PORT = 5432
@@ -71,6 +72,9 @@ class DatabaseServer(pulumi.ComponentResource):
     container, `verify-full` for rds)."""
     sslrootcert: str | None
     """The CA bundle the admin provider verifies the server with (rds)."""
+    ca_bundle: CheckedBundle | None
+    """That bundle, checked against the pin (rds): the push and the rotation
+    Lambda verify the server with it too."""
     client_sslrootcert: str | None
     """Where clients keep that bundle: the connection URLs' `sslrootcert` (rds)."""
     superuser: bool
@@ -114,6 +118,7 @@ class DatabaseServer(pulumi.ComponentResource):
         self.network_name = None
         self.container_name = None
         self.sslrootcert = None
+        self.ca_bundle = None
         self.client_sslrootcert = None
         server = settings.server
         if isinstance(server, ContainerServer):
@@ -262,8 +267,9 @@ class DatabaseServer(pulumi.ComponentResource):
         leaves AWS except into the provider, read at deploy time."""
         base = physical_name(settings.stack)
         tags = stack_tags(settings.stack)
-        # Before anything is created: a missing bundle stops the program.
-        self.sslrootcert = ca_bundle_path(server)
+        # Before anything is created: a missing or unpinned bundle stops the program.
+        self.ca_bundle = ca_bundle(server)
+        self.sslrootcert = str(self.ca_bundle.path)
         # Protection per stack: everything in production; the instance always.
         child = pulumi.ResourceOptions(parent=self, protect=settings.production)
         # Name prefixes: a replacement (a new major, a new description) is

@@ -16,9 +16,9 @@ from naapdb.settings import StackSettings
 from naapdb.stackfiles import load_stack_settings
 
 
-def resolve_commit(ref: str, root: Path) -> str:
-    """The commit `ref` names in the repository holding `root`."""
-    key = f"--base {ref}"
+def resolve_commit(ref: str, root: Path, option: str = "--base") -> str:
+    """The commit `ref` (given as `option`) names in the repository holding `root`."""
+    key = f"{option} {ref}"
     if not ref or ref.startswith("-"):
         raise ConfigError(key, "is not a git revision; name a branch, tag or commit")
     if shutil.which("git") is None:
@@ -34,9 +34,9 @@ def resolve_commit(ref: str, root: Path) -> str:
     return done.stdout.strip()
 
 
-def settings_at(ref: str, stack: str, root: Path) -> StackSettings:
-    """The validated settings of `stack` at revision `ref`."""
-    commit = resolve_commit(ref, root)
+def settings_at(ref: str, stack: str, root: Path, option: str = "--base") -> StackSettings:
+    """The validated settings of `stack` at revision `ref` (given as `option`)."""
+    commit = resolve_commit(ref, root, option)
     at = f"at {ref} ({commit[:12]})"
     files = {name: _show(root, commit, name) for name in (PROJECT_FILE, f"Pulumi.{stack}.yaml")}
     if files[PROJECT_FILE] is None:

@@ -76,6 +76,12 @@ def check_rds_operations(server: RdsServer, key: str) -> None:
     ):
         if value is not None and not value.strip():
             raise ConfigError(f"{key}.{name}", "is empty; remove it to use the default")
+    if server.trust_ca_bundle and server.ca_bundle is None:
+        raise ConfigError(
+            f"{key}.trustCaBundle",
+            "trusts the bundle caBundle names, but caBundle is not set; remove it (the "
+            "committed bundle needs no trust flag)",
+        )
 
 
 def _minutes(hours: str, minutes: str) -> int:

@@ -12,6 +12,9 @@ current, so the password clients hold is never the one being changed:
   (`get_random_password`, letters and digits only: URL- and libpq-safe);
 - setSecret: refuse a version naming another server, port, database or
   master secret than the trusted ones (`naapdb.trust`: no confused deputy),
+  a login that is not one of the two of the identity the secret's name
+  names, a password shorter than a generated one, or an `sslmode` other
+  than `verify-full` (every connection is verify-full with channel binding),
   log in with the current login (SCRAM only, so the server proves it knows
   that login), then `ALTER ROLE other PASSWORD ...` as the master user (its
   credentials from the secret `masterarn` names), sending a SCRAM verifier
@@ -54,7 +57,9 @@ PENDING = "AWSPENDING"
 PREVIOUS = "AWSPREVIOUS"
 STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")
 ENGINE = "postgres"
-DEFAULT_SSLMODE = "require"
+DEFAULT_SSLMODE = trust.SSLMODE
+# The generated passwords' length; a pending password put in by hand must be
+# at least as long.
 PASSWORD_LENGTH = 40
 APPLICATION_NAME = "naap-db-rotation"
 SECRET_FIELDS = ("engine", "host", "port", "dbname", "username", "password", "masterarn")
@@ -91,6 +96,15 @@ class DbSecret:
         missing = [key for key in SECRET_FIELDS if raw.get(key) in (None, "")]
         if missing:
             raise RotationError(f"{what} lacks {', '.join(missing)}")
+        sslmode = raw.get("sslmode")
+        if sslmode not in (None, "", trust.SSLMODE):
+            # A writer of this one secret must not lower the TLS of the
+            # connections that carry its logins and the master login.
+            raise RotationError(
+                f"{what}: sslmode is {str(sslmode)!r}, but the rotation connects only with "
+                f"{trust.SSLMODE} (channel binding, the RDS CA bundle); set it back to "
+                f"{trust.SSLMODE}"
+            )
         return cls(
             host=str(raw["host"]),
             port=int(raw["port"]),
@@ -126,10 +140,9 @@ class DbSecret:
             dbname=self.dbname,
             user=user or self.username,
             password=self.password if password is None else password,
-            sslmode=self.sslmode,
             connect_timeout="10",
             application_name=APPLICATION_NAME,
-            **trust.connection_options(self.sslmode),
+            **trust.connection_options(),
         )
 
 
@@ -142,6 +155,22 @@ def identity_of(login: str) -> str:
         f"username {login!r} is not an alternating login (ending "
         f"{' or '.join(names.ALTERNATE_SUFFIXES)}); this secret cannot be rotated this way"
     )
+
+
+def identity_of_secret(name: str) -> str:
+    """The identity a secret is for, from its name (`naap-db/<stack>/<identity>`)."""
+    return name.rstrip("/").rpartition("/")[2]
+
+
+def check_login_of(identity: str, secret: DbSecret, what: str) -> None:
+    """A secret's login must be one of its own identity's two logins: a writer
+    of one secret must not make the rotation set another identity's login."""
+    logins = names.alternate_logins(identity)
+    if secret.username not in logins:
+        raise RotationError(
+            f"{what} names the login {secret.username}, but the secret is {identity}'s, "
+            f"whose logins are {' and '.join(logins)}; refusing to rotate another identity's login"
+        )
 
 
 def other_login(login: str) -> str:
@@ -181,6 +210,13 @@ def _pending_or_none(client: Any, secret_id: str, token: str) -> DbSecret | None
 def _versions(client: Any, secret_id: str) -> dict[str, list[str]]:
     described = client.describe_secret(SecretId=secret_id)
     return dict(described.get("VersionIdsToStages") or {})
+
+
+def _identity(client: Any, secret_id: str) -> str:
+    """The identity the secret is for, from the name Secrets Manager keeps
+    (the id may be an ARN), so what the secret says cannot change it."""
+    described = client.describe_secret(SecretId=secret_id)
+    return identity_of_secret(str(described.get("Name") or secret_id))
 
 
 def _version_with(versions: Mapping[str, list[str]], stage: str) -> str | None:
@@ -236,7 +272,10 @@ def _session(
     secret: DbSecret, user: str | None = None, password: str | None = None
 ) -> Iterator[psycopg.Connection[Any]]:
     """A connection to the secret's database; failures are redacted."""
-    conninfo = secret.conninfo(user, password)
+    try:
+        conninfo = secret.conninfo(user, password)
+    except trust.UntrustedEndpoint as error:
+        raise RotationError(str(error)) from None
     try:
         connection = connect(conninfo, autocommit=True)
     except ConnectionError_ as error:
@@ -262,6 +301,7 @@ def _can_log_in(secret: DbSecret) -> bool:
 def create_secret(client: Any, secret_id: str, token: str) -> None:
     """AWSPENDING = the other login with a new password (once per token)."""
     current = _get(client, secret_id, CURRENT)
+    check_login_of(_identity(client, secret_id), current, f"{secret_id}: the current version")
     if _pending_or_none(client, secret_id, token) is not None:
         log.info("createSecret: %s already has a pending version %s", secret_id, token)
         return
@@ -285,6 +325,9 @@ def set_secret(client: Any, secret_id: str, token: str) -> None:
 
     current = _get(client, secret_id, CURRENT)
     pending = _get(client, secret_id, PENDING, token)
+    identity = _identity(client, secret_id)
+    check_login_of(identity, current, f"{secret_id}: the current version")
+    check_login_of(identity, pending, f"{secret_id}: the pending version")
     _check_pending(current, pending, secret_id)
     _check_trusted(
         client, secret_id, ("the current version", current), ("the pending version", pending)
@@ -341,6 +384,12 @@ def _check_pending(current: DbSecret, pending: DbSecret, secret_id: str) -> None
             f"{secret_id}: the pending login {pending.username} is not the other login of "
             f"{current.username}"
         )
+    if len(pending.password) < PASSWORD_LENGTH:
+        # The generated ones have this length; a shorter one was put in by hand.
+        raise RotationError(
+            f"{secret_id}: the pending version's password has {len(pending.password)} "
+            f"characters, fewer than the {PASSWORD_LENGTH} of a generated one; refusing it"
+        )
     for name in ("host", "port", "dbname"):
         if getattr(pending, name) != getattr(current, name):
             raise RotationError(
@@ -352,8 +401,9 @@ def _check_pending(current: DbSecret, pending: DbSecret, secret_id: str) -> None
 def probe_secret(client: Any, secret_id: str, token: str) -> None:
     """Log in as AWSPENDING and check it reaches its identity's schemas."""
     pending = _get(client, secret_id, PENDING, token)
+    identity = _identity(client, secret_id)
+    check_login_of(identity, pending, f"{secret_id}: the pending version")
     _check_trusted(client, secret_id, ("the pending version", pending))
-    identity = identity_of(pending.username)
     try:
         with _session(pending) as connection:
             row = connection.execute(

@@ -97,8 +97,11 @@ class RdsServer:
     log_retention_days: int = 30
     log_kms_key_id: str | None = None
     ca_bundle: str | None = None
-    """The RDS CA bundle `pulumi up` verifies the server with; default
-    $NAAPDB_RDS_CA_BUNDLE, else build/rds-ca-bundle.pem (the Lambda build fetches it)."""
+    """Another RDS CA bundle than the committed naapdb/rds-ca-bundle.pem (also
+    $NAAPDB_RDS_CA_BUNDLE); it must have the pinned digest, or be trusted."""
+    trust_ca_bundle: bool = False
+    """Trust `ca_bundle` although its digest is not the pinned one (printed
+    by every preview)."""
     client_ssl_root_cert: str = "/etc/ssl/certs/rds-global-bundle.pem"
     """Where clients keep that bundle: the `sslrootcert` of the connection URLs."""
 
@@ -498,13 +501,29 @@ def _check_external(server: ExternalServer, key: str) -> None:
         )
 
 
+# What a production database may be reached from: the private ranges a VPC
+# uses (RFC 1918 for IPv4; unique local addresses for IPv6), nothing broader.
+PRIVATE_NETWORKS = tuple(
+    ipaddress.ip_network(block)
+    for block in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7")
+)
+
+
 def _check_cidr(cidr: str, key: str, production: bool) -> None:
     try:
         network = ipaddress.ip_network(cidr, strict=False)
     except ValueError:
         raise ConfigError(key, f"{cidr!r} is not a CIDR block, e.g. 10.0.0.0/16") from None
-    if production and network.prefixlen == 0:
-        raise ConfigError(key, f"{cidr} opens the database to the internet in a production stack")
+    if production and not any(
+        network.version == private.version and network.subnet_of(private)  # type: ignore[arg-type]
+        for private in PRIVATE_NETWORKS
+    ):
+        raise ConfigError(
+            key,
+            f"{cidr} reaches beyond the private ranges of a VPC in a production stack; name "
+            "networks inside 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16 (or fc00::/7), or a "
+            "security group (allowedSecurityGroupIds)",
+        )
 
 
 def parse_credentials(raw: Any, default_rotation: Rotation) -> CredentialSettings:

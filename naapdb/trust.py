@@ -13,11 +13,13 @@ what the identity secret cannot change:
 - the master secret's ARN the stack gave the Lambda
   (`NAAPDB_MASTER_SECRET_ARN`), so `masterarn` cannot name another secret.
 
-Connections require SCRAM (`require_auth=scram-sha-256`): a server that asks
-for the password in clear, or for none, gets nothing; with TLS, channel
-binding is required too, and `verify-*` modes check the certificate against
-the RDS CA bundle the Lambda ships (`naapdb/rds-ca-bundle.pem`) or
-`NAAPDB_SSLROOTCERT`.
+Every connection is `verify-full` against the RDS CA bundle
+(`naapdb.rds_ca`: the committed one the Lambda's zip ships, or a checked
+`NAAPDB_SSLROOTCERT`), with channel binding and SCRAM required
+(`require_auth=scram-sha-256`), whatever the secret says: its `sslmode` must
+say `verify-full` too, or the rotation stops naming the field before any
+connection. A server that cannot prove it is the database, or asks for the
+password in clear, or for none, gets nothing.
 """
 
 from __future__ import annotations
@@ -25,15 +27,14 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
+
+from naapdb import rds_ca
 
 DATABASE_ENDPOINT_VARIABLE = "NAAPDB_DATABASE_ENDPOINT"
 MASTER_ARN_VARIABLE = "NAAPDB_MASTER_SECRET_ARN"
-SSLROOTCERT_VARIABLE = "NAAPDB_SSLROOTCERT"
-# Where the Lambda's zip puts the RDS CA bundle (scripts/build-rotation-lambda.py).
-BUNDLED_CA = Path(__file__).resolve().parent / "rds-ca-bundle.pem"
-TLS_MODES = ("require", "verify-ca", "verify-full")
-VERIFYING_MODES = ("verify-ca", "verify-full")
+SSLROOTCERT_VARIABLE = rds_ca.SSLROOTCERT_VARIABLE
+# The only sslmode the rotation connects with (and accepts in a secret).
+SSLMODE = "verify-full"
 
 
 class UntrustedEndpoint(RuntimeError):
@@ -121,23 +122,18 @@ def check_master_arn(what: str, master_arn: str) -> None:
         )
 
 
-def connection_options(sslmode: str) -> dict[str, str]:
-    """libpq options for a rotation connection: SCRAM only (the password never
-    leaves in clear), channel binding when the connection is TLS, and the RDS
-    CA bundle for `verify-*`."""
-    options = {"require_auth": "scram-sha-256"}
-    if sslmode in TLS_MODES:
-        options["channel_binding"] = "require"
-    root = root_certificate() if sslmode in VERIFYING_MODES else None
-    if root:
-        options["sslrootcert"] = root
-    return options
-
-
-def root_certificate() -> str | None:
-    """The CA bundle to verify RDS with: $NAAPDB_SSLROOTCERT, else the one
-    the Lambda's zip ships; None leaves it to libpq ($PGSSLROOTCERT, then
-    ~/.postgresql/root.crt)."""
-    return os.environ.get(SSLROOTCERT_VARIABLE) or (
-        str(BUNDLED_CA) if BUNDLED_CA.is_file() else None
-    )
+def connection_options() -> dict[str, str]:
+    """libpq options for every rotation connection: the server proves it is
+    the database (`verify-full` against the RDS CA bundle), the password
+    never leaves in clear (SCRAM only) and the SCRAM exchange is bound to
+    this TLS session (channel binding), so nobody on the path can relay it."""
+    try:
+        bundle = rds_ca.root_certificate()
+    except rds_ca.UntrustedBundle as error:
+        raise UntrustedEndpoint(str(error)) from None
+    return {
+        "sslmode": SSLMODE,
+        "sslrootcert": str(bundle.path),
+        "channel_binding": "require",
+        "require_auth": "scram-sha-256",
+    }

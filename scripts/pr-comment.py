@@ -3,6 +3,12 @@
 posted before under the same key, so each push updates one comment per key
 instead of adding another. Standard library only (runs before any install).
 
+Only a comment written by the workflow's own bot account is ever edited
+(`COMMENT_AUTHOR`, default `github-actions[bot]`, the author of comments made
+with the job's `github.token`): anyone can write a comment starting with the
+hidden marker, and the script must not rewrite theirs (or let theirs stand
+as the access diff).
+
     GITHUB_TOKEN=... GITHUB_REPOSITORY=owner/repo PR_NUMBER=12 \\
         python scripts/pr-comment.py --key access-diff-dev --body-file access-diff.md
 
@@ -24,6 +30,8 @@ from pathlib import Path
 from typing import Any
 
 PER_PAGE = 100
+# Who writes the comments: the account behind the job's github.token.
+DEFAULT_AUTHOR = "github-actions[bot]"
 # GitHub refuses a comment body over 65,536 characters; keep room for the note.
 MAX_BODY = 60_000
 
@@ -54,14 +62,24 @@ def request(method: str, url: str, token: str, body: dict[str, Any] | None = Non
         raise ApiError(f"{method} {url}: {error.reason}") from None
 
 
-def find_comment(api: str, repo: str, number: str, token: str, key: str) -> int | None:
-    """The id of the comment that starts with `key`'s marker, if any."""
+def written_by(comment: dict[str, Any], author: str) -> bool:
+    """Whether the bot account `author` wrote the comment."""
+    user = comment.get("user") or {}
+    return user.get("login") == author and user.get("type") == "Bot"
+
+
+def find_comment(
+    api: str, repo: str, number: str, token: str, key: str, author: str = DEFAULT_AUTHOR
+) -> int | None:
+    """The id of `author`'s comment that starts with `key`'s marker, if any."""
     page = 1
     while True:
         url = f"{api}/repos/{repo}/issues/{number}/comments?per_page={PER_PAGE}&page={page}"
         comments = request("GET", url, token)
         for comment in comments:
-            if str(comment.get("body", "")).startswith(marker(key)):
+            if written_by(comment, author) and str(comment.get("body", "")).startswith(
+                marker(key)
+            ):
                 return int(comment["id"])
         if len(comments) < PER_PAGE:
             return None
@@ -79,10 +97,12 @@ def shortened(text: str) -> str:
     )
 
 
-def post_or_edit(api: str, repo: str, number: str, token: str, key: str, text: str) -> str:
+def post_or_edit(
+    api: str, repo: str, number: str, token: str, key: str, text: str, author: str = DEFAULT_AUTHOR
+) -> str:
     """Post or edit; returns what was done ("posted" or "edited")."""
     body = {"body": f"{marker(key)}\n{shortened(text)}"}
-    existing = find_comment(api, repo, number, token, key)
+    existing = find_comment(api, repo, number, token, key, author)
     if existing is None:
         request("POST", f"{api}/repos/{repo}/issues/{number}/comments", token, body)
         return "posted"
@@ -115,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
             os.environ["GITHUB_TOKEN"],
             args.key,
             text,
+            os.environ.get("COMMENT_AUTHOR") or DEFAULT_AUTHOR,
         )
     except ApiError as error:
         print(f"error: {error}", file=sys.stderr)

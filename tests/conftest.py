@@ -40,6 +40,9 @@ def _no_foreign_side_effects(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    # The committed RDS CA bundle unless a test names another.
+    for variable in ("NAAPDB_RDS_CA_BUNDLE", "NAAPDB_SSLROOTCERT", "NAAPDB_TRUST_CA_BUNDLE"):
+        monkeypatch.delenv(variable, raising=False)
     for variable in (
         "PGHOST",
         "PGPORT",
@@ -174,22 +177,12 @@ def lambda_zip(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         yield Path(os.environ[variable])
 
 
-@pytest.fixture(scope="session", autouse=True)
-def rds_ca_bundle(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """The rds server's admin provider verifies the server with the RDS CA
-    bundle (components/rds.py); unless one is named, a stand-in PEM in a
-    temp dir, never in build/."""
-    import os
+@pytest.fixture(scope="session")
+def locked_wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The rotation Lambda's locked wheels, downloaded once (hashes checked)."""
+    from tests.lambda_wheels import download_locked_wheels
 
-    variable = "NAAPDB_RDS_CA_BUNDLE"
-    with pytest.MonkeyPatch.context() as patch:
-        if not os.environ.get(variable):
-            stand_in = tmp_path_factory.mktemp("rds-ca") / "rds-ca-bundle.pem"
-            stand_in.write_text(
-                "-----BEGIN CERTIFICATE-----\nstand-in\n-----END CERTIFICATE-----\n"
-            )
-            patch.setenv(variable, str(stand_in))
-        yield Path(os.environ[variable])
+    return download_locked_wheels(tmp_path_factory.mktemp("locked-wheels"))
 
 
 @pytest.fixture

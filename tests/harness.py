@@ -14,9 +14,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import gc
-import hashlib
 import json
-import os
 import runpy
 import sys
 from collections.abc import Callable, Iterator, Mapping
@@ -244,6 +242,18 @@ DEFAULT_STATES: dict[str, ResourceHandler] = {
         "name": r.inputs.get("name") or r.name,
     },
     "aws:rds/proxyDefaultTargetGroup:ProxyDefaultTargetGroup": lambda r: {"name": "default"},
+    "aws:s3/bucket:Bucket": lambda r: {
+        "arn": f"arn:aws:s3:::{r.inputs.get('bucket') or r.name}",
+        "bucket": r.inputs.get("bucket") or r.name,
+    },
+    "aws:iam/openIdConnectProvider:OpenIdConnectProvider": lambda r: {
+        "arn": "arn:aws:iam::123456789012:oidc-provider/"
+        + str(r.inputs.get("url", "")).removeprefix("https://")
+    },
+    "aws:kms/key:Key": lambda r: {
+        "arn": f"arn:aws:kms:us-east-1:123456789012:key/mock-{r.name}",
+        "keyId": f"mock-{r.name}",
+    },
     "aws:ec2/securityGroup:SecurityGroup": lambda r: {
         "arn": f"arn:aws:ec2:us-east-1:123456789012:security-group/{r.name}"
     },
@@ -311,21 +321,22 @@ def _plain(value: Any) -> Any:
 
 
 def stack_config(
-    stack: str, overrides: Mapping[str, Any] | None = None
+    stack: str, overrides: Mapping[str, Any] | None = None, project_dir: Path = ROOT
 ) -> tuple[dict[str, str], list[str]]:
     """The config the engine would pass for a stack: `Pulumi.yaml`'s project
     config overlaid by `Pulumi.<stack>.yaml` and `overrides` (full keys, e.g.
     `naap-db:server`; None removes a key). `secure:` values become a fake
     plaintext and are listed as secret keys, as the engine decrypts them."""
-    project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
-    stack_doc = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text()) or {}
+    project = yaml.safe_load((project_dir / "Pulumi.yaml").read_text())
+    stack_doc = yaml.safe_load((project_dir / f"Pulumi.{stack}.yaml").read_text()) or {}
+    name = str(project.get("name") or PROJECT)
     merged: dict[str, Any] = {}
     for key, value in (project.get("config") or {}).items():
         if isinstance(value, dict) and ("value" in value or "default" in value):
             value = value.get("value", value.get("default"))
-        merged[_full_key(key)] = value
+        merged[_full_key(key, name)] = value
     for key, value in (stack_doc.get("config") or {}).items():
-        merged[_full_key(key)] = value
+        merged[_full_key(key, name)] = value
     for key, value in (overrides or {}).items():
         if value is None:
             merged.pop(key, None)
@@ -341,8 +352,8 @@ def stack_config(
     return config, secret_keys
 
 
-def _full_key(key: str) -> str:
-    return key if ":" in key else f"{PROJECT}:{key}"
+def _full_key(key: str, project: str = PROJECT) -> str:
+    return key if ":" in key else f"{project}:{key}"
 
 
 def _decrypt(value: Any) -> tuple[Any, bool]:
@@ -369,17 +380,20 @@ def run_program(
     raise_errors: bool = True,
     restore_collector: bool = True,
     program: Callable[[], Any] | None = None,
+    project_dir: Path = ROOT,
 ) -> Run:
     """Run `__main__.py` (or `program`, e.g. one component alone) for `stack`
-    under mocks and return what it registered."""
-    config, secret_keys = stack_config(stack, overrides)
+    under mocks and return what it registered; `project_dir` names another
+    Pulumi project of the repository (e.g. `ci-aws/`)."""
+    config, secret_keys = stack_config(stack, overrides, project_dir)
+    project = str(yaml.safe_load((project_dir / "Pulumi.yaml").read_text()).get("name"))
     recording_mocks = RecordingMocks(call_handlers, resource_handlers)
     monitor = RecordingMonitor(recording_mocks)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     pulumi.runtime.set_all_config(config, secret_keys)
     settings.ROOT.set(None)  # a fresh Stack per run, or the next stack nests under the last
-    mocks.set_mocks(recording_mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor)
+    mocks.set_mocks(recording_mocks, project=project, stack=stack, preview=preview, monitor=monitor)
     error: BaseException | None = None
     sys.path.insert(0, str(ROOT))
     # The program tunes the garbage collector for its own (one-shot) process;
@@ -388,7 +402,8 @@ def run_program(
     try:
         _sync_await(
             pulumi.runtime.stack.run_pulumi_func(
-                program or (lambda: runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__"))
+                program
+                or (lambda: runpy.run_path(str(project_dir / "__main__.py"), run_name="__main__"))
             )
         )
     except BaseException as caught:
@@ -425,14 +440,6 @@ def _stack_outputs() -> tuple[dict[str, Any], set[str]]:
         if _sync_await(output.is_secret()):
             secret_names.add(name)
     return values, secret_names
-
-
-def pin_the_bundle(root: Path) -> None:
-    """The pin a maintainer commits once (scripts/rds-ca-bundle.sha256), here
-    of the suite's stand-in bundle (NAAPDB_RDS_CA_BUNDLE, tests/conftest.py)."""
-    bundle = Path(os.environ["NAAPDB_RDS_CA_BUNDLE"]).read_bytes()
-    pin = root / "scripts" / "rds-ca-bundle.sha256"
-    pin.write_text(f"{hashlib.sha256(bundle).hexdigest()}  global-bundle.pem\n")
 
 
 def stack_overrides(stack: str, lambda_zip: Path, **extra: Any) -> dict[str, Any]:

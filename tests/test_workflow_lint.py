@@ -41,7 +41,7 @@ def test_the_committed_workflows_pass() -> None:
 
 
 def test_a_wrong_context_and_an_unquoted_variable_fail(tmp_path: Path) -> None:
-    workflow = (ROOT / ".github" / "workflows" / "pull-request.yml").read_text()
+    workflow = (ROOT / ".github" / "workflows" / "access-diff.yml").read_text()
     anchor = "      - name: naapdb diff (job summary)\n"
     assert anchor in workflow
     broken = tmp_path / "broken.yml"

@@ -1,10 +1,16 @@
-"""The pull-request workflow's jobs, replayed: their `run:` steps exactly as
-written, in order, in a fresh clone, under bash as GitHub runs them; the
-`uses:` steps replaced by what they do locally (checkout: a shallow clone of
-a local "origin" plus the pull request's commit; setup-python: this
-interpreter as `python`), GitHub's API by a local stand-in (the access-diff
-comment is really posted, then edited), up to the first step that needs a
-cloud account (the AWS credentials of the preview job)."""
+"""The pull-request workflows' jobs, replayed: their `run:` steps exactly as
+written, in order, in a fresh workspace, under bash as GitHub runs them; the
+`uses:` steps replaced by what they do locally (checkout: a shallow clone or
+fetch of a local "origin" holding `main` and the pull request's refs, at the
+step's `ref`, `path` and `fetch-depth`; setup-python: this interpreter as
+`python`), GitHub's API by a local stand-in (the access-diff comment is
+really posted, then edited), up to the first step that needs a cloud account
+(the AWS credentials of the preview job).
+
+`access-diff.yml` runs the base branch's code on the pull request's files
+read as data (`pull_request_target`); the hostile pull request below
+rewrites the diff's renderer and the comment script, and the comment still
+tells the truth."""
 
 from __future__ import annotations
 
@@ -14,7 +20,7 @@ import re
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -22,19 +28,20 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.harness import ROOT, pin_the_bundle
+from tests.harness import ROOT
 
-WORKFLOW = ROOT / ".github" / "workflows" / "pull-request.yml"
-JOB = "access-diff"
+WORKFLOWS = ROOT / ".github" / "workflows"
 REPOSITORY = "acme/naap-db"
 PR_NUMBER = "7"
+BOT = {"login": "github-actions[bot]", "type": "Bot"}
 EXPRESSION = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
-# The job's `if:`s, as they evaluate for a pull request from a branch of the repository.
+# The jobs' `if:`s, as they evaluate for a pull request from a branch of the repository.
 CONDITIONS = {"github.event.pull_request.head.repo.full_name == github.repository": True}
 
 
 class FakeGitHub(ThreadingHTTPServer):
-    """Issue comments of one pull request: list, create, edit."""
+    """Issue comments of one pull request: list, create, edit; a comment made
+    with the job's token is the bot's, as on GitHub."""
 
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
@@ -83,7 +90,11 @@ class _Handler(BaseHTTPRequestHandler):
         if path != f"/repos/{REPOSITORY}/issues/{PR_NUMBER}/comments":
             self._reply(404, {"message": "Not Found"})
             return
-        comment = {"id": 1000 + len(self.server.comments), "body": self._body()["body"]}
+        comment = {
+            "id": 1000 + len(self.server.comments),
+            "body": self._body()["body"],
+            "user": BOT,
+        }
         self.server.comments.append(comment)
         self._reply(201, comment)
 
@@ -123,24 +134,8 @@ def origin(tmp_path: Path) -> Path:
     origin = tmp_path / "origin"
     git(tmp_path, "clone", "-q", "--no-hardlinks", str(ROOT), str(origin))
     git(origin, "update-ref", "refs/heads/main", "HEAD")
+    git(origin, "checkout", "-q", "--detach")
     return origin
-
-
-def checkout(origin: Path, workspace: Path) -> None:
-    """actions/checkout@v4: a depth-1 clone; here the pull request's branch
-    is made on top of it, with one more plugin reading another's schema."""
-    git(
-        workspace.parent,
-        "clone",
-        "-q",
-        "--depth=1",
-        "--branch",
-        "main",
-        origin.as_uri(),
-        str(workspace),
-    )
-    git(workspace, "checkout", "-q", "-b", "pr")
-    add_plugin(workspace, "invoices", ["public", "plugin_wallet"])
 
 
 def add_plugin(workspace: Path, plugin: str, reads: list[str]) -> None:
@@ -150,7 +145,47 @@ def add_plugin(workspace: Path, plugin: str, reads: list[str]) -> None:
         f"        reads: [{', '.join(reads)}]\n"
     )
     (workspace / "Pulumi.yaml").write_text(text + entry)
-    git(workspace, "commit", "-q", "-am", f"add {plugin}")
+
+
+def push_to_pull_request(origin: Path, scratch: Path, change: Callable[[Path], None]) -> None:
+    """A commit on the pull request's branch (`pr`, from main the first time)
+    and GitHub's `refs/pull/7/head` and `/merge` (its merge into main)."""
+    if not scratch.exists():
+        git(scratch.parent, "clone", "-q", str(origin), str(scratch))
+        git(scratch, "checkout", "-q", "-b", "pr", "origin/main")
+    change(scratch)
+    git(scratch, "add", "-A")
+    git(scratch, "commit", "-q", "-m", "the pull request")
+    head = git(scratch, "rev-parse", "HEAD").strip()
+    git(scratch, "checkout", "-q", "--detach", "origin/main")
+    git(scratch, "merge", "-q", "--no-ff", "-m", "Merge pr into main", head)
+    git(scratch, "push", "-q", "-f", "origin", f"{head}:refs/pull/{PR_NUMBER}/head")
+    git(scratch, "push", "-q", "-f", "origin", f"HEAD:refs/pull/{PR_NUMBER}/merge")
+    git(scratch, "checkout", "-q", "pr")
+
+
+def checkout(origin: Path, workspace: Path, options: dict[str, Any]) -> None:
+    """actions/checkout@v4: `ref` (default: main, the base branch) at
+    `fetch-depth` (default 1) into `path` (default: the workspace)."""
+    target = workspace / str(options.get("path", "."))
+    ref = options.get("ref")
+    depth = str(options.get("fetch-depth", 1))
+    if ref is None:
+        git(
+            workspace,
+            "clone",
+            "-q",
+            f"--depth={depth}",
+            "--branch",
+            "main",
+            origin.as_uri(),
+            str(target),
+        )
+        return
+    target.mkdir(parents=True, exist_ok=True)
+    git(target, "init", "-q")
+    git(target, "fetch", "-q", f"--depth={depth}", origin.as_uri(), str(ref))
+    git(target, "checkout", "-q", "--detach", "FETCH_HEAD")
 
 
 def setup_python(tools: Path) -> None:
@@ -175,16 +210,17 @@ CLOUD_ACTIONS = frozenset({"aws-actions/configure-aws-credentials", "pulumi/acti
 
 
 def replay(
+    workflow: str,
+    job_name: str,
     workspace: Path,
     origin: Path,
     stack: str,
     github: FakeGitHub,
     runner_temp: Path,
-    job_name: str = JOB,
 ) -> dict[str, str]:
     """Run the job's steps up to the first that needs a cloud account;
     returns the job summary, the step log and the step it stopped at."""
-    job = yaml.safe_load(WORKFLOW.read_text())["jobs"][job_name]
+    job = yaml.safe_load((WORKFLOWS / workflow).read_text())["jobs"][job_name]
     assert stack in job["strategy"]["matrix"]["stack"]
     context = {
         "matrix.stack": stack,
@@ -198,6 +234,7 @@ def replay(
     tools = runner_temp / "tools"
     summary = runner_temp / f"summary-{stack}.md"
     summary.write_text("")
+    workspace.mkdir(parents=True, exist_ok=True)
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "NAAPDB_"))},
         "PATH": f"{tools}{os.pathsep}{os.environ['PATH']}",
@@ -216,8 +253,8 @@ def replay(
             continue
         action = str(step.get("uses", "")).split("@")[0]
         if action == "actions/checkout":
-            if not workspace.exists():
-                checkout(origin, workspace)
+            options = {k: substitute(str(v), context) for k, v in (step.get("with") or {}).items()}
+            checkout(origin, workspace, options)
             continue
         if action == "actions/setup-python":
             setup_python(tools)
@@ -247,12 +284,22 @@ def replay(
     return {"summary": summary.read_text(), "log": "\n".join(log), "stopped_at": stopped_at}
 
 
+def access_diff(
+    origin: Path, stack: str, github: FakeGitHub, tmp_path: Path, run: str
+) -> dict[str, str]:
+    """One run of access-diff.yml's job, on a fresh runner."""
+    return replay("access-diff.yml", "access-diff", tmp_path / run, origin, stack, github, tmp_path)
+
+
 def test_the_access_diff_job_comments_once_per_stack_and_edits_on_push(
     tmp_path: Path, origin: Path, github: FakeGitHub
 ) -> None:
-    workspace = tmp_path / "work"
-    dev = replay(workspace, origin, "dev", github, tmp_path)
-    assert "### Access diff: stack `dev`, `origin/main` → the working tree" in dev["summary"]
+    scratch = tmp_path / "pr"
+    push_to_pull_request(
+        origin, scratch, lambda tree: add_plugin(tree, "invoices", ["public", "plugin_wallet"])
+    )
+    dev = access_diff(origin, "dev", github, tmp_path, "run-1-dev")
+    assert "### Access diff: stack `dev`, `main` → pull/7" in dev["summary"]
     assert "| `naap_invoices` | `plugin_wallet` | · | ro | **WIDENS" in dev["summary"]
     assert [c["body"].splitlines()[0] for c in github.comments] == [
         "<!-- naap-db:access-diff-dev -->"
@@ -260,18 +307,71 @@ def test_the_access_diff_job_comments_once_per_stack_and_edits_on_push(
     assert github.comments[0]["body"].endswith(dev["summary"])
     assert github.tokens == {"Bearer ghs_replay_token"}
     assert "posted the access-diff-dev comment on pull request #7" in dev["log"]
+    # Neither checkout kept a credential in its git configuration.
+    for checkout_dir in ("base", "pull-request"):
+        config = (tmp_path / "run-1-dev" / checkout_dir / ".git" / "config").read_text()
+        assert "extraheader" not in config.lower() and "ghs_" not in config
 
-    prod = replay(workspace, origin, "prod", github, tmp_path)
+    prod = access_diff(origin, "prod", github, tmp_path, "run-1-prod")
     assert "stack `prod`" in prod["summary"] and len(github.comments) == 2
 
     # A second push to the pull request: the dev comment is edited, not added.
-    add_plugin(workspace, "ledger", ["public"])
-    again = replay(workspace, origin, "dev", github, tmp_path)
+    push_to_pull_request(origin, scratch, lambda tree: add_plugin(tree, "ledger", ["public"]))
+    again = access_diff(origin, "dev", github, tmp_path, "run-2-dev")
     assert len(github.comments) == 2
     assert "`naap_ledger`" in github.comments[0]["body"]
     assert "edited the access-diff-dev comment" in again["log"]
     assert github.calls.count(f"POST /repos/{REPOSITORY}/issues/{PR_NUMBER}/comments") == 2
     assert "PATCH /repos/acme/naap-db/issues/comments/1000" in github.calls
+
+
+def hostile(tree: Path) -> None:
+    """A pull request that widens access and rewrites what would report it:
+    the diff's renderer says nothing changed, the comment script posts a
+    lie and prints the token, and its workflow copy would do the same."""
+    add_plugin(tree, "invoices", ["public", "plugin_wallet"])
+    renderer = tree / "naapdb" / "accessdiff.py"
+    renderer.write_text(
+        renderer.read_text()
+        + "\n\ndef diff_to_markdown(result):\n    return 'No access changes.\\n'\n"
+    )
+    (tree / "scripts" / "pr-comment.py").write_text(
+        "import os\nprint('token', os.environ.get('GITHUB_TOKEN'))\n"
+    )
+
+
+def test_a_pull_request_cannot_change_what_the_access_diff_says(
+    tmp_path: Path, origin: Path, github: FakeGitHub
+) -> None:
+    """Issue 21, gap 6: the comment is computed by the base branch's code;
+    the pull request's own code never runs and never sees the token."""
+    push_to_pull_request(origin, tmp_path / "pr", hostile)
+    run = access_diff(origin, "dev", github, tmp_path, "run")
+    assert "No access changes" not in run["summary"]
+    assert "| `naap_invoices` | `plugin_wallet` | · | ro | **WIDENS" in run["summary"]
+    (comment,) = github.comments
+    assert "**WIDENS" in comment["body"] and "ghs_replay_token" not in run["log"]
+
+
+def test_a_marker_comment_by_someone_else_is_never_edited(
+    tmp_path: Path, origin: Path, github: FakeGitHub
+) -> None:
+    """Issue 21, gap 6: anyone may write a comment starting with the marker;
+    the script edits only the bot's own."""
+    forged = {
+        "id": 999,
+        "body": "<!-- naap-db:access-diff-dev -->\nNo access changes.",
+        "user": {"login": "mallory", "type": "User"},
+    }
+    github.comments.append(dict(forged))
+    push_to_pull_request(
+        origin, tmp_path / "pr", lambda tree: add_plugin(tree, "invoices", ["public"])
+    )
+    run = access_diff(origin, "dev", github, tmp_path, "run")
+    assert github.comments[0] == forged  # untouched
+    assert "posted the access-diff-dev comment" in run["log"]
+    assert github.comments[1]["user"] == BOT and "`naap_invoices`" in github.comments[1]["body"]
+    assert "PATCH /repos/acme/naap-db/issues/comments/999" not in github.calls
 
 
 # What `pulumi preview --stack prod` runs next, short of the cloud: the
@@ -288,13 +388,14 @@ print(json.dumps(run.one("aws:lambda/function:Function").inputs["code"]["path"])
 def test_the_prod_preview_job_runs_up_to_the_cloud_with_no_build_step(
     tmp_path: Path, origin: Path, github: FakeGitHub
 ) -> None:
+    """The pull request's preview job from a fresh checkout: no bundle to
+    fetch or pin, no wheel cache, the Lambda built from the lock."""
     workspace = tmp_path / "work"
-    prod = replay(workspace, origin, "prod", github, tmp_path, job_name="preview")
+    prod = replay("pull-request.yml", "preview", workspace, origin, "prod", github, tmp_path)
     assert prod["stopped_at"] == "AWS credentials (preview role, OIDC)"
     assert (workspace / "venv" / "bin" / "python").is_file()
     assert (workspace / "policy" / "venv" / "bin" / "python").is_file()
     assert not (workspace / "build").exists()
-    pin_the_bundle(workspace)  # as a maintainer pins the real bundle once
     env = {
         k: v
         for k, v in os.environ.items()

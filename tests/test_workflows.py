@@ -75,9 +75,9 @@ def env_names_bound_to_secrets(*envs: Any) -> set[str]:
     }
 
 
-def test_the_three_workflows_exist_and_parse() -> None:
+def test_the_four_workflows_exist_and_parse() -> None:
     names = {name for name, _ in all_workflows()}
-    assert {"pull-request.yml", "deploy.yml", "nightly.yml"} <= names
+    assert {"pull-request.yml", "access-diff.yml", "deploy.yml", "nightly.yml"} <= names
     for _, doc in all_workflows():
         assert doc["jobs"]
         assert triggers(doc)
@@ -197,8 +197,16 @@ def test_nightly_checks_drift_on_each_stack() -> None:
     assert on["schedule"][0]["cron"]
     assert "workflow_dispatch" in on
     (job,) = doc["jobs"].values()
-    stacks = [entry["stack"] for entry in job["strategy"]["matrix"]["include"]]
-    assert stacks == ["dev", "prod"]
+    entries = job["strategy"]["matrix"]["include"]
+    assert [(e["stack"], e["environment"]) for e in entries] == [
+        ("dev", "dev"),
+        ("prod", "drift-prod"),
+    ]
+    assert job["environment"] == "${{ matrix.environment }}"
+    (aws,) = uses(job, "aws-actions/configure-aws-credentials")
+    role = aws["with"]["role-to-assume"]
+    assert _for_stack(role, "prod") == "secrets.AWS_DRIFT_ROLE_ARN"
+    assert _for_stack(role, "dev") == "secrets.AWS_DEV_DEPLOY_ROLE_ARN"
     assert job["strategy"]["fail-fast"] is False
     step = one_pulumi_step(job)
     assert step["command"] == "preview"
@@ -295,15 +303,89 @@ def test_dev_jobs_need_a_dev_host() -> None:
     assert all("steps.host.outputs.skip != 'true'" in str(step.get("if")) for step in rest)
 
 
-def test_pull_requests_get_the_access_diff_per_stack() -> None:
-    job = load("pull-request.yml")["jobs"]["access-diff"]
+def test_pull_requests_get_the_access_diff_per_stack_from_the_base_branchs_code() -> None:
+    """Issue 21, gap 6: the access diff runs the base branch's workflow and
+    code (`pull_request_target`) on the pull request's commit read as data:
+    every command runs from the `base` checkout, none from `pull-request`."""
+    doc = load("access-diff.yml")
+    assert set(triggers(doc)) == {"pull_request_target"}
+    job = doc["jobs"]["access-diff"]
     assert job["strategy"]["matrix"]["stack"] == ["dev", "prod"]
     assert job["permissions"] == {"contents": "read", "pull-requests": "write"}
+    checkouts = uses(job, "actions/checkout")
+    assert [c["with"]["path"] for c in checkouts] == ["base", "pull-request"]
+    assert "ref" not in checkouts[0]["with"]  # pull_request_target: the base branch
+    assert checkouts[1]["with"]["ref"] == (
+        "refs/pull/${{ github.event.pull_request.number }}/merge"
+    )
     scripts = "\n".join(step.get("run", "") for step in steps(job))
-    assert 'naapdb diff --stack "$STACK" --base "origin/$BASE_REF" --format markdown' in scripts
-    assert 'cat access-diff.md >> "$GITHUB_STEP_SUMMARY"' in scripts
-    assert "scripts/pr-comment.py" in scripts
+    assert (
+        'base/bin/naapdb diff --stack "$STACK" --project pull-request --base "$BASE_REF" '
+        '--head "pull/$PR_NUMBER" --format markdown' in scripts
+    )
+    assert "base/scripts/pr-comment.py" in scripts
+    for step in steps(job):
+        for word in str(step.get("run", "")).split():
+            program = word.strip("\"'")
+            if program.endswith(".py") or program.split("/")[-1] in ("python", "naapdb", "pip"):
+                assert program == "python" or program.startswith("base/"), program
     assert not uses(job, "aws-actions/configure-aws-credentials")  # no cloud account
+    assert "access-diff" not in load("pull-request.yml")["jobs"]
+
+
+def test_every_checkout_keeps_no_credentials() -> None:
+    """Issue 21, gap 6: `actions/checkout` leaves the job token in
+    `.git/config` unless told not to; later steps (and whatever a pull
+    request's code runs) could read it."""
+    for workflow, job_id, step in all_steps():
+        if str(step.get("uses", "")).startswith("actions/checkout@"):
+            assert (step.get("with") or {}).get("persist-credentials") is False, (workflow, job_id)
+
+
+RUNNER_VARIABLES = re.compile(r"\bvars\.(DEV_RUNNER|PROD_RUNNER)\b|self-hosted")
+
+
+def test_no_pull_request_workflow_names_a_self_hosted_runner() -> None:
+    """Issue 21, gap 5: a pull request's own copy of its workflow runs; it
+    must find no self-hosted runner, which docs/ci.md confines to a runner
+    group that takes only deploy.yml and nightly.yml on main, ephemerally."""
+    for name, doc in all_workflows():
+        if {"pull_request", "pull_request_target"} & set(triggers(doc)):
+            assert not RUNNER_VARIABLES.search(yaml.safe_dump(doc["jobs"])), name
+    assert RUNNER_VARIABLES.search(yaml.safe_dump(load("deploy.yml")["jobs"]))  # it can fail
+    ci = (ROOT / "docs" / "ci.md").read_text()
+    section = ci.split("### Keeping pull requests off self-hosted runners", 1)[1].split("\n#", 1)[0]
+    for phrase in ("runner group", "Selected workflows", "deploy.yml@refs/heads/main",
+                   "nightly.yml@refs/heads/main", "--ephemeral"):  # fmt: skip
+        assert phrase in section, phrase
+
+
+DEV_SECRETS = ("PULUMI_CONFIG_PASSPHRASE_DEV", "DATABASE_URL_DEV")
+
+
+def test_devs_secrets_are_read_only_in_its_environments() -> None:
+    """Issue 21, gap 7: dev's passphrase and URL are secrets of the
+    environments `dev` (deployments from main) and `preview-dev` (required
+    reviewers), never of the repository, where any branch could read them."""
+    for name, doc in all_workflows():
+        for job_id, job in doc["jobs"].items():
+            text = yaml.safe_dump(job)
+            if not any(f"secrets.{secret}" in text for secret in DEV_SECRETS):
+                continue
+            environment = str(job.get("environment", ""))
+            dev_environment = (
+                _for_stack(environment, "dev") if "matrix.stack" in environment else environment
+            )
+            if environment == "${{ matrix.environment }}":
+                entries = job["strategy"]["matrix"]["include"]
+                dev_environment = next(e["environment"] for e in entries if e["stack"] == "dev")
+            assert dev_environment in ("dev", "preview-dev"), (name, job_id)
+    ci = (ROOT / "docs" / "ci.md").read_text()
+    repository_secrets = ci.split("Secrets (Settings", 1)[1].split("Variables (", 1)[0]
+    for secret in DEV_SECRETS:
+        assert f"`{secret}`" not in repository_secrets, f"{secret} listed as a repository secret"
+    environments = ci.split("### Environments", 1)[1].split("\n### ", 1)[0]
+    assert all(f"`{secret}`" in environments for secret in DEV_SECRETS)
 
 
 def _for_stack(expression: str, stack: str) -> str:

@@ -15,6 +15,7 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from tests.conftest import _OUR_PORTS
@@ -23,6 +24,17 @@ from tests.tlsca import CaFiles
 
 BIN_VARIABLE = "NAAPDB_TLS_PG_BIN"
 MIN_MAJOR = 15  # the access plan's floor
+
+
+@dataclass
+class TlsPgServer(PgServer):
+    """A server of the system's OpenSSL-enabled build (not a wheel's)."""
+
+    tls_bin: Path = Path()
+
+    @property
+    def bin_dir(self) -> Path:
+        return self.tls_bin
 
 
 def tls_bin_dir() -> Path | None:
@@ -45,7 +57,7 @@ def tls_bin_dir() -> Path | None:
 
 
 @contextmanager
-def tls_server(bin_dir: Path, ca: CaFiles) -> Iterator[PgServer]:
+def tls_server(bin_dir: Path, ca: CaFiles) -> Iterator[TlsPgServer]:
     """A fresh cluster with TLS on (the CA-signed certificate), SCRAM over TCP,
     and the database `naap`; stopped and removed afterwards."""
     base = Path(tempfile.mkdtemp(prefix="naapdb-tls-"))
@@ -82,7 +94,10 @@ def tls_server(bin_dir: Path, ca: CaFiles) -> Iterator[PgServer]:
          "-l", str(data_dir / "server.log"), "-w", "-t", "60", "start"],
         **run,  # type: ignore[call-overload]
     )  # fmt: skip
-    server = PgServer(data_dir=data_dir, port=port, password=password)
+    # Named as its certificate names it, so verify-full holds.
+    server = TlsPgServer(
+        data_dir=data_dir, port=port, password=password, host="localhost", tls_bin=bin_dir
+    )
     _OUR_PORTS.add(port)  # the suite's guard lets tests reach it
     try:
         server.create_database()

@@ -20,6 +20,7 @@ from naapdb.commands import add_project_argument
 if TYPE_CHECKING:
     from naapdb.catalog import Catalog
     from naapdb.push import Applied
+    from naapdb.settings import ServerSettings
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -57,11 +58,12 @@ def run(args: argparse.Namespace) -> int:
     stack = push.stack_name(args.stack)
     mode, source_dir, prisma_dir = "sql", push.DEFAULT_SOURCE, None
     epochs: dict[str, int] = {}
+    server: ServerSettings | None = None
     if stack:
         from naapdb.stackfiles import load_stack_settings
 
         settings = load_stack_settings(stack, root)
-        catalog = settings.catalog
+        catalog, server = settings.catalog, settings.server
         mode, source_dir, prisma_dir = (
             settings.push.mode,
             settings.push.source,
@@ -76,7 +78,9 @@ def run(args: argparse.Namespace) -> int:
     if mode == "off" and args.source is None:
         print(f"push is off for stack {stack} (naap-db:push.mode); nothing to do")
         return 0
-    return _sql(args.source or _under(root, source_dir), catalog, args.dry_run, stack, epochs)
+    return _sql(
+        args.source or _under(root, source_dir), catalog, server, args.dry_run, stack, epochs
+    )
 
 
 def _under(root: Path, configured: str) -> Path:
@@ -92,23 +96,32 @@ def _under(root: Path, configured: str) -> Path:
 
 
 def _sql(
-    source: Path, catalog: Catalog, dry_run: bool, stack: str | None, epochs: dict[str, int]
+    source: Path,
+    catalog: Catalog,
+    server: ServerSettings | None,
+    dry_run: bool,
+    stack: str | None,
+    epochs: dict[str, int],
 ) -> int:
+    """Apply the SQL files, each schema's as its own push login; to an rds
+    server always over verify-full."""
     import psycopg
 
     from naapdb import push, pushkey
     from naapdb.connection import connect, one_line, redact
+    from naapdb.server_tls import connection_string
 
     started = time.perf_counter()
     try:
         migrations = push.discover(source, catalog)
     except push.PushError as error:
         return _stop(str(error))
-    url = push.resolve_database_url()
+    url = connection_string(push.resolve_database_url(), server)
 
     def connect_schema(schema: str) -> psycopg.Connection[Any]:
         # The key is read only when a schema has files to apply: a no-op or
-        # dry-run push needs none.
+        # dry-run push needs none. The schema's login goes over the same
+        # server and TLS as the orchestrating one.
         key = pushkey.push_key(stack=stack)
         connector = push.schema_connector(url, key, lambda login: epochs.get(login, 0))
         return connector(schema)

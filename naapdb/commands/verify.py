@@ -80,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
     from naapdb.connection import ConnectionError_, connect, one_line, redact, server_read
     from naapdb.drift_summary import lacks_created_objects, summary_lines
     from naapdb.push import resolve_database_url
+    from naapdb.server_tls import connection_string
     from naapdb.stackfiles import load_stack_settings
 
     settings = load_stack_settings(args.stack, args.project)
@@ -91,6 +92,8 @@ def run(args: argparse.Namespace) -> int:
         if args.replica
         else resolve_database_url(missing=READ_ONLY_URL.format(stack=args.stack))
     )
+    # RDS: verify-full against the RDS CA bundle, whatever the string says.
+    url = connection_string(url, settings.server)
     started = time.perf_counter()
     with connect(url, autocommit=True) as connection:
         try:

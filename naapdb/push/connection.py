@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from naapdb import names, pushkey, trust
+from naapdb import names, pushkey
 from naapdb.connection import DATABASE_URL, ConnectionError_, one_line
 
 if TYPE_CHECKING:
@@ -60,9 +60,11 @@ def _fetch_secret(secret_id: str) -> str:
 
 def url_from_secret(secret_text: str) -> str:
     """A `postgresql://` URL from an RDS-format secret (host, port, dbname,
-    username, password), always with TLS: the secret's `sslmode` when it is
-    a TLS mode (`verify-full` for naap-db's secrets, with the RDS CA bundle
-    `naapdb.trust.root_certificate` names), else `require`."""
+    username, password): always `verify-full` against the trusted RDS CA
+    bundle (`naapdb.server_tls`), whatever `sslmode` the secret says, since
+    whoever may write the secret must not lower it (only RDS keeps such secrets)."""
+    from naapdb.server_tls import rds_root_certificate
+
     try:
         secret = json.loads(secret_text)
     except json.JSONDecodeError:
@@ -77,14 +79,12 @@ def url_from_secret(secret_text: str) -> str:
     user = quote(str(secret["username"]), safe="")
     password = quote(str(secret["password"]), safe="")
     host = str(secret["host"])
-    port = int(secret.get("port") or 5432)
+    try:
+        port = int(secret.get("port") or 5432)
+    except (TypeError, ValueError):
+        raise ConnectionError_(f"the secret {SECRET_ID_VARIABLE} names has a bad `port`") from None
     dbname = quote(str(secret.get("dbname") or names.DATABASE), safe="")
-    sslmode = str(secret.get("sslmode") or "require")
-    sslmode = sslmode if sslmode in trust.TLS_MODES else "require"
-    query = f"sslmode={sslmode}"
-    root = trust.root_certificate() if sslmode in trust.VERIFYING_MODES else None
-    if root:
-        query += f"&sslrootcert={quote(root, safe='/')}"
+    query = f"sslmode=verify-full&sslrootcert={quote(rds_root_certificate(), safe='/')}"
     return f"postgresql://{user}:{password}@{host}:{port}/{dbname}?{query}"
 
 

@@ -100,6 +100,7 @@ def discover(source: Path, catalog: Catalog) -> tuple[Migration, ...]:
     for entry in sorted(source.iterdir()):
         if entry.name.startswith("."):
             continue
+        _refuse_link_or_outside(entry, source)
         if entry.is_dir():
             by_schema[entry.name] = _schema_files(entry, order)
         elif entry.suffix == ".sql":
@@ -125,6 +126,7 @@ def _schema_files(directory: Path, order: Sequence[str]) -> list[Migration]:
     for path in sorted(directory.iterdir()):
         if path.name.startswith("."):
             continue
+        _refuse_link_or_outside(path, directory.parent)
         match = MIGRATION_FILE.match(path.name)
         if not match or not path.is_file():
             raise PushError(
@@ -144,8 +146,27 @@ def _schema_files(directory: Path, order: Sequence[str]) -> list[Migration]:
     return [migrations[version] for version in sorted(migrations)]
 
 
+def _refuse_link_or_outside(path: Path, source: Path) -> None:
+    """A migration (or its schema directory) is a real file of the source
+    tree: a symbolic link could make the push run something the pull request
+    never showed (another file of the runner, a secret), so it is refused."""
+    if path.is_symlink():
+        raise PushError(
+            f"{path}: is a symbolic link; a migration must be a regular file in its "
+            "schema's directory, so the push runs what the repository shows"
+        )
+    if not path.resolve().is_relative_to(source.resolve()):
+        raise PushError(f"{path}: lies outside {source}; move it into its schema's directory")
+
+
 def _read(schema: str, version: int, path: Path) -> Migration:
-    content = path.read_bytes()
+    # O_NOFOLLOW: a file swapped for a link after the checks is not followed either.
+    try:
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError as error:
+        raise PushError(f"{path}: cannot be read ({error.strerror})") from None
+    with os.fdopen(descriptor, "rb") as handle:
+        content = handle.read()
     try:
         sql_text = content.decode("utf-8")
     except UnicodeDecodeError as error:

@@ -8,16 +8,19 @@ failed rotation raises."""
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from naapdb import rds_ca
 from naapdb.errors import ConfigError
 from naapdb.settings import parse_server
 from tests import harness
 from tests.harness import ROOT, Run
+from tests.tlsca import make_ca
 
 INSTANCE = "aws:rds/instance:Instance"
 LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
@@ -32,6 +35,7 @@ FUNCTION = "aws:lambda/function:Function"
 TOPIC = "aws:sns/topic:Topic"
 TOPIC_POLICY = "aws:sns/topicPolicy:TopicPolicy"
 RULE = "aws:cloudwatch/eventRule:EventRule"
+KMS_KEY = "aws:kms/key:Key"
 TARGET = "aws:cloudwatch/eventTarget:EventTarget"
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 MOCK_ENDPOINT = "naap.abc123.us-east-1.rds.amazonaws.com:5432/naap"
@@ -188,23 +192,75 @@ def test_windows_that_do_not_overlap_are_taken() -> None:
 # --- TLS -----------------------------------------------------------------------
 
 
-def test_the_admin_provider_verifies_the_server_against_the_rds_ca(
-    prod: Run, rds_ca_bundle: Path
+def test_the_admin_provider_verifies_the_server_against_the_committed_rds_ca(
+    prod: Run,
 ) -> None:
     provider = next(p for p in prod.of_type(PROVIDER) if p.name == "naap-server-admin")
     assert provider.inputs["sslmode"] == "verify-full"
-    assert provider.inputs["sslrootcert"] == str(rds_ca_bundle)
+    assert provider.inputs["sslrootcert"] == str(rds_ca.BUNDLE)
 
 
-def test_a_missing_ca_bundle_names_the_key_and_the_build_script(tmp_path: Path) -> None:
+def test_a_missing_ca_bundle_names_the_key(tmp_path: Path) -> None:
     absent = tmp_path / "absent.pem"
     run = harness.run_program(
         "prod", prod_config("server", caBundle=str(absent)), raise_errors=False
     )
     assert run.error is not None
-    assert str(run.error).startswith(f"naap-db:server.caBundle: {absent} does not exist")
-    assert "python scripts/build-rotation-lambda.py" in str(run.error)
+    assert str(run.error) == f"naap-db:server.caBundle: {absent} does not exist"
     assert not run.of_type(INSTANCE)
+
+
+def test_an_unpinned_ca_bundle_is_refused_unless_trusted_out_loud(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 21: `caBundle` must be the pinned bundle, or trusted with
+    `trustCaBundle`, which every preview then prints."""
+    other = make_ca(tmp_path / "ca", ("db.example",)).ca_cert
+    run = harness.run_program(
+        "prod", prod_config("server", caBundle=str(other)), raise_errors=False
+    )
+    assert run.error is not None and not run.of_type(INSTANCE)
+    message = str(run.error)
+    assert message.startswith(f"naap-db:server.caBundle: {other} is not the pinned RDS CA bundle")
+    assert "naap-db:server.trustCaBundle" in message and "\n" not in message
+    with caplog.at_level(logging.WARNING):
+        trusted = harness.run_program(
+            "prod", prod_config("server", caBundle=str(other), trustCaBundle=True)
+        )
+    provider = next(p for p in trusted.of_type(PROVIDER) if p.name == "naap-server-admin")
+    assert provider.inputs["sslrootcert"] == str(other)
+    assert any(
+        "is not the pinned RDS CA bundle" in r.getMessage() and "trustCaBundle" in r.getMessage()
+        for r in caplog.records
+    )
+    # A copy of the committed bundle is the pinned bundle: no flag needed.
+    copy = tmp_path / "copy.pem"
+    copy.write_bytes(rds_ca.BUNDLE.read_bytes())
+    pinned = harness.run_program("prod", prod_config("server", caBundle=str(copy)))
+    provider = next(p for p in pinned.of_type(PROVIDER) if p.name == "naap-server-admin")
+    assert provider.inputs["sslrootcert"] == str(copy)
+
+
+def test_the_ca_bundle_variable_is_checked_the_same_way(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    other = make_ca(tmp_path / "ca", ("db.example",)).ca_cert
+    monkeypatch.setenv("NAAPDB_RDS_CA_BUNDLE", str(other))
+    run = harness.run_program("prod", raise_errors=False)
+    assert run.error is not None
+    assert str(run.error).startswith(f"NAAPDB_RDS_CA_BUNDLE: {other} is not the pinned")
+    assert "NAAPDB_TRUST_CA_BUNDLE=1" in str(run.error)
+    monkeypatch.setenv("NAAPDB_TRUST_CA_BUNDLE", "1")
+    provider = next(
+        p for p in harness.run_program("prod").of_type(PROVIDER) if p.name == "naap-server-admin"
+    )
+    assert provider.inputs["sslrootcert"] == str(other)
+
+
+def test_trust_without_a_ca_bundle_names_the_key() -> None:
+    raw = {**prod_config("server")["naap-db:server"], "trustCaBundle": True}
+    with pytest.raises(ConfigError, match=r"^naap-db:server.trustCaBundle: .*caBundle is not set"):
+        parse_server(raw, production=True)
 
 
 def test_client_urls_name_the_configured_ca_path() -> None:
@@ -237,6 +293,12 @@ def test_a_failed_rotation_raises_an_alarm_to_an_exported_topic(prod: Run) -> No
     pattern = json.loads(rule.inputs["eventPattern"])
     assert pattern["source"] == ["aws.secretsmanager"]
     assert pattern["detail"]["eventName"] == ["RotationFailed"]
+    # This stack's secrets only, not the whole account's (issue 21).
+    assert pattern["detail"]["additionalEventData"] == {
+        "SecretId": [
+            {"prefix": "arn:aws:secretsmanager:us-east-1:123456789012:secret:naap-db/prod/"}
+        ]
+    }
     target = prod.one(TARGET)
     assert target.inputs["rule"] == rule.state["name"]
     alarm = prod.one(ALARM)
@@ -265,3 +327,36 @@ def test_dev_has_no_alarms_or_log_groups(lambda_zip: Path) -> None:
     run = harness.run_program("dev")
     assert not {TOPIC, RULE, ALARM, LOG_GROUP} & run.types()
     assert "rotation_alarm_topic_arn" not in run.outputs
+
+
+def test_the_alarm_topic_is_encrypted_with_a_key_its_publishers_may_use(prod: Run) -> None:
+    """Issue 21: the topic the stack creates is KMS-encrypted, with a key
+    EventBridge and CloudWatch of this account (only) may encrypt with."""
+    key = prod.one(KMS_KEY)
+    assert prod.one(TOPIC).inputs["kmsMasterKeyId"] == key.state["arn"]
+    assert key.inputs["enableKeyRotation"] is True
+    statements = {s["Sid"]: s for s in json.loads(key.inputs["policy"])["Statement"]}
+    publishers = statements["AlarmPublishers"]
+    assert set(publishers["Principal"]["Service"]) == {
+        "events.amazonaws.com",
+        "cloudwatch.amazonaws.com",
+    }
+    assert publishers["Condition"] == {"StringEquals": {"aws:SourceAccount": "123456789012"}}
+    assert set(publishers["Action"]) == {"kms:GenerateDataKey*", "kms:Decrypt"}
+    assert statements["AccountAdministers"]["Principal"] == {
+        "AWS": "arn:aws:iam::123456789012:root"
+    }
+
+
+def test_every_service_role_trusts_its_service_for_this_account_only() -> None:
+    """Issue 21: the Lambda's and the enhanced-monitoring role's trust carry
+    `aws:SourceAccount`, so no other account's use of the service assumes them."""
+    run = harness.run_program("prod", prod_config("server", monitoringInterval=30))
+    services = {}
+    for role in run.of_type(ROLE):
+        (statement,) = json.loads(role.inputs["assumeRolePolicy"])["Statement"]
+        services[statement["Principal"]["Service"]] = statement["Condition"]
+    assert services == {
+        "lambda.amazonaws.com": {"StringEquals": {"aws:SourceAccount": "123456789012"}},
+        "monitoring.rds.amazonaws.com": {"StringEquals": {"aws:SourceAccount": "123456789012"}},
+    }

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
+from psycopg.conninfo import conninfo_to_dict
 
 from components import push as push_component
 from naapdb import names
@@ -207,21 +208,12 @@ def test_the_command_is_the_same_on_every_checkout(monkeypatch: pytest.MonkeyPat
 # ---------------------------------------------------------------- prod (alternating rotation)
 
 
-def test_prod_reads_the_migrators_current_login_from_secrets_manager(
-    prod: Run, rds_ca_bundle: Path
-) -> None:
+def test_prod_reads_the_migrators_current_login_from_secrets_manager(prod: Run) -> None:
     command = the_push(prod)
     assert command.is_secret("environment")
     environment = command.inputs["environment"]
-    assert set(environment) == {
-        "NAAPDB_DATABASE_SECRET_ID",
-        "AWS_REGION",
-        "NAAPDB_SSLROOTCERT",
-        "NAAPDB_PUSH_KEY",
-    }
-    # verify-full against the bundle the admin provider uses (the stand-in
-    # lies outside the project, so its path is absolute).
-    assert environment["NAAPDB_SSLROOTCERT"] == str(rds_ca_bundle)
+    # The committed RDS CA bundle is the push's default: no variable needed.
+    assert set(environment) == {"NAAPDB_DATABASE_SECRET_ID", "AWS_REGION", "NAAPDB_PUSH_KEY"}
     assert environment["AWS_REGION"] == "us-east-1"
     secrets = [
         r
@@ -240,3 +232,49 @@ def test_prod_push_waits_for_every_access_resource(prod: Run) -> None:
     assert [r.name for r in access if r.urn not in prod.waits_for(command)] == []
     instance = prod.one("aws:rds/instance:Instance")
     assert command.inputs["triggers"][1] == instance.state["resourceId"]
+
+
+def test_an_rds_stack_on_single_rotation_pushes_over_verify_full_with_the_bundle() -> None:
+    """Issue 21, gap 3: the migrator's URL names the RDS CA bundle, so the
+    push verifies the instance with it rather than whatever libpq finds."""
+    run = harness.run_program("prod", {"naap-db:credentials": {"rotation": "single"}})
+    environment = the_push(run).inputs["environment"]
+    assert set(environment) == {"DATABASE_URL"}
+    params = conninfo_to_dict(environment["DATABASE_URL"])
+    assert params["sslmode"] == "verify-full"
+    assert params["sslrootcert"] == "naapdb/rds-ca-bundle.pem"  # project-relative, as the push runs
+
+
+def test_a_trusted_ca_bundle_reaches_the_push_with_its_flag(
+    tmp_path: Path, lambda_zip: Path
+) -> None:
+    bundle = tmp_path / "govcloud-bundle.pem"
+    bundle.write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+    stack = yaml.safe_load((ROOT / "Pulumi.prod.yaml").read_text())["config"]
+    overrides = {
+        "naap-db:server": {
+            **stack["naap-db:server"],
+            "caBundle": str(bundle),
+            "trustCaBundle": True,
+        },
+        "naap-db:credentials": {**stack["naap-db:credentials"], "lambdaArchive": str(lambda_zip)},
+    }
+    environment = the_push(harness.run_program("prod", overrides)).inputs["environment"]
+    assert environment["NAAPDB_SSLROOTCERT"] == str(bundle)
+    assert environment["NAAPDB_TRUST_CA_BUNDLE"] == "1"
+
+
+def test_a_symlinked_migration_stops_the_preview(tmp_path: Path) -> None:
+    source = tmp_path / "migrations"
+    shutil.copytree(ROOT / "migrations", source)
+    secret = tmp_path / "runner-secret"
+    secret.write_text("not for the push")
+    (source / "public" / "0004_x.sql").symlink_to(secret)
+    run = harness.run_program(
+        "dev", push_override(mode="sql", source=str(source)), raise_errors=False
+    )
+    assert run.error is not None
+    assert str(run.error) == (
+        f"naap-db:push.source: {source / 'public' / '0004_x.sql'} is a symbolic link; "
+        "migrations must be regular files of the source tree"
+    )

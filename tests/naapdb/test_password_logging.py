@@ -17,6 +17,7 @@ import os
 import subprocess
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -32,9 +33,13 @@ from naapdb.sql import plan_to_sql
 from naapdb.stackfiles import load_stack_settings
 from tests import harness
 from tests.harness import ROOT, Run
+from tests.naapdb.test_rotate import TLS_HOST, rotation_ca
 from tests.pgserver import PgServer, _bin_dir
+from tests.tlsca import CaFiles
+from tests.tlsserver import tls_server
 
 pytestmark = [pytest.mark.db, pytest.mark.aws]
+__all__ = ["rotation_ca"]  # a fixture this module uses from test_rotate
 
 ROLE = "postgresql:index/role:Role"
 PASSWORD = "random:index/randomPassword:RandomPassword"
@@ -44,6 +49,17 @@ COMMAND = "command:local:Command"
 @pytest.fixture
 def logging_pg(fresh_pg: PgServer) -> PgServer:
     """A server that logs every statement, connection and disconnection."""
+    return log_everything(fresh_pg)
+
+
+@pytest.fixture
+def logging_tls_pg(rotation_ca: tuple[Path, CaFiles]) -> Iterator[PgServer]:
+    """The same on a TLS server the rotation trusts (it connects verify-full only)."""
+    with tls_server(*rotation_ca) as server:
+        yield log_everything(server)
+
+
+def log_everything(fresh_pg: PgServer) -> PgServer:
     for statement in (
         "ALTER SYSTEM SET log_statement = 'all'",
         "ALTER SYSTEM SET log_connections = on",
@@ -108,10 +124,18 @@ def test_the_grep_finds_a_password_sent_in_clear(logging_pg: PgServer) -> None:
     assert canary in server_log(logging_pg)
 
 
-@pytest.mark.parametrize("stack", ["dev", "prod"])
-def test_no_generated_password_reaches_the_server_log(
-    logging_pg: PgServer, aws: Any, stack: str
+def test_no_generated_password_reaches_the_server_log_dev(logging_pg: PgServer, aws: Any) -> None:
+    no_password_reaches_the_log(logging_pg, aws, "dev")
+
+
+def test_no_generated_password_reaches_the_server_log_prod(
+    logging_tls_pg: PgServer, aws: Any
 ) -> None:
+    """prod's rotation connects verify-full only: a TLS server for it."""
+    no_password_reaches_the_log(logging_tls_pg, aws, "prod")
+
+
+def no_password_reaches_the_log(logging_pg: PgServer, aws: Any, stack: str) -> None:
     run = harness.run_program(stack)
     plan = load_stack_settings(stack, ROOT).plan
     logging_pg.execute(plan_to_sql(plan))
@@ -180,19 +204,19 @@ def rotate_every_identity(
     master = client.create_secret(
         Name="rds!db-log-test",
         SecretString=json.dumps(
-            {"username": "postgres", "password": pg.password, "host": pg.host, "port": pg.port}
+            {"username": "postgres", "password": pg.password, "host": TLS_HOST, "port": pg.port}
         ),
     )
     rotated = {}
     for identity in identities:
         document = DbSecret(
-            host=pg.host,
+            host=TLS_HOST,
             port=pg.port,
             dbname="naap",
             username=f"{identity}_a",
             password=passwords[f"{identity}_a"],
             masterarn=master["ARN"],
-            sslmode="disable",
+            sslmode="verify-full",
         )
         secret_id = client.create_secret(
             Name=f"naap-db/test/{identity}", SecretString=document.to_json()

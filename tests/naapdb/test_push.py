@@ -21,7 +21,7 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
-from naapdb import names
+from naapdb import names, rds_ca
 from naapdb.__main__ import main
 from naapdb.catalog import parse_catalog
 from naapdb.connection import ConnectionError_
@@ -135,6 +135,33 @@ def test_a_file_that_is_not_utf8_is_refused(tmp_path: Path) -> None:
     source = copy_migrations(tmp_path)
     (source / "public" / "0004_latin1.sql").write_bytes(b"-- caf\xe9\nSELECT 1;")
     with pytest.raises(PushError, match=r"0004_latin1\.sql: is not UTF-8"):
+        discover(source, CATALOG)
+
+
+def test_symlinked_or_out_of_tree_migrations_are_refused_naming_the_file(tmp_path: Path) -> None:
+    """Issue 21: a pull request adding `public/0004_x.sql -> ~/.aws/credentials`
+    (or a schema directory linking elsewhere) must not make the push read,
+    run or echo a file the diff never showed."""
+    outside = write(tmp_path / "elsewhere" / "secret.sql", "SELECT 'runner secret';")
+    cases = {
+        "public/0004_linked.sql": outside,
+        "plugin_wallet": outside.parent,
+    }
+    for relative, target in cases.items():
+        source = copy_migrations(tmp_path / relative.replace("/", "_"))
+        link = source / relative
+        if link.is_dir():
+            shutil.rmtree(link)
+        link.symlink_to(target)
+        with pytest.raises(PushError) as caught:
+            discover(source, CATALOG)
+        message = str(caught.value)
+        assert message.startswith(f"{link}: is a symbolic link;"), message
+        assert "runner secret" not in message
+    # A link inside the tree is refused just the same (what runs is what is shown).
+    source = copy_migrations(tmp_path / "inside")
+    (source / "public" / "0004_alias.sql").symlink_to(source / "public" / "0001_users_and_auth.sql")
+    with pytest.raises(PushError, match=r"0004_alias\.sql: is a symbolic link"):
         discover(source, CATALOG)
 
 
@@ -257,7 +284,8 @@ def test_an_rds_secret_becomes_a_tls_url_with_every_part_quoted() -> None:
         "dbname": "naap",
         "user": "naap_migrator_b",
         "password": secret["password"],
-        "sslmode": "require",
+        "sslmode": "verify-full",
+        "sslrootcert": str(rds_ca.BUNDLE),
     }
     with pytest.raises(ConnectionError_, match="has no `password`"):
         url_from_secret(json.dumps({**secret, "password": ""}))
@@ -291,7 +319,7 @@ def test_the_secret_path_reads_awscurrent_after_a_rotation(monkeypatch: pytest.M
         client.put_secret_value(SecretId=arn, SecretString=json.dumps(rotated))
         second = conninfo_to_dict(resolve_database_url(environ))
         assert (second["user"], second["password"]) == ("naap_migrator_b", "second-password")
-        assert second["sslmode"] == "require"
+        assert second["sslmode"] == "verify-full"
         with pytest.raises(ConnectionError_, match="cannot read the secret") as caught:
             resolve_database_url({SECRET_ID_VARIABLE: "naap-db/dev/nobody"})
         assert "\n" not in str(caught.value)
@@ -496,7 +524,7 @@ def test_the_stack_names_the_source_and_labels_are_relative(
 ) -> None:
     monkeypatch.setenv("DATABASE_URL", database.url)
     monkeypatch.chdir(ROOT)
-    monkeypatch.setenv("NAAPDB_STACK", "prod")
+    monkeypatch.setenv("NAAPDB_STACK", "dev")
     assert main(["push", "--dry-run"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "would apply migrations/public/0001_users_and_auth.sql"
@@ -801,21 +829,32 @@ def test_two_concurrent_pushes_apply_a_new_migration_once(
     assert len(database.ledger()) == len(discover(source, CATALOG))
 
 
-def test_a_verify_full_secret_keeps_verify_full_with_the_rds_ca(
-    monkeypatch: pytest.MonkeyPatch,
+def test_a_secret_gets_verify_full_with_the_rds_ca_whatever_it_says(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """naap-db's secrets say verify-full: push and verify keep it, with the
-    CA bundle NAAPDB_SSLROOTCERT names; a secret asking for no TLS gets TLS."""
+    """Issue 21, gap 3: an RDS secret (only RDS keeps them) is reached with
+    verify-full against the RDS CA bundle: a secret saying `require` or
+    `disable` gets it too, and another bundle than the pinned one must be
+    trusted out loud."""
     secret = {
         "host": "naap.abc.us-east-1.rds.amazonaws.com",
         "username": "naap_migrator_a",
         "password": "pw0123456789",
-        "sslmode": "verify-full",
     }
-    monkeypatch.setenv("NAAPDB_SSLROOTCERT", "/etc/ssl/certs/rds global.pem")
-    params = conninfo_to_dict(url_from_secret(json.dumps(secret)))
-    assert params["sslmode"] == "verify-full"
-    assert params["sslrootcert"] == "/etc/ssl/certs/rds global.pem"
-    downgraded = conninfo_to_dict(url_from_secret(json.dumps({**secret, "sslmode": "disable"})))
-    assert downgraded["sslmode"] == "require"
-    assert "sslrootcert" not in downgraded
+    for sslmode in ("verify-full", "require", "disable", None):
+        params = conninfo_to_dict(url_from_secret(json.dumps({**secret, "sslmode": sslmode})))
+        assert (params["sslmode"], params["sslrootcert"]) == ("verify-full", str(rds_ca.BUNDLE))
+    other = tmp_path / "rds global.pem"
+    other.write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+    monkeypatch.setenv("NAAPDB_SSLROOTCERT", str(other))
+    with pytest.raises(ConnectionError_) as caught:
+        url_from_secret(json.dumps(secret))
+    assert str(caught.value).startswith(f"NAAPDB_SSLROOTCERT: {other} is not the pinned")
+    monkeypatch.setenv("NAAPDB_TRUST_CA_BUNDLE", "1")
+    assert conninfo_to_dict(url_from_secret(json.dumps(secret)))["sslrootcert"] == str(other)
+    # The committed bundle itself, named by the variable, needs no flag.
+    monkeypatch.delenv("NAAPDB_TRUST_CA_BUNDLE")
+    monkeypatch.setenv("NAAPDB_SSLROOTCERT", str(rds_ca.BUNDLE))
+    assert conninfo_to_dict(url_from_secret(json.dumps(secret)))["sslrootcert"] == str(
+        rds_ca.BUNDLE
+    )

@@ -27,7 +27,7 @@ import psycopg
 import pytest
 from moto import mock_aws
 
-from naapdb import rotate
+from naapdb import rds_ca, rotate
 from naapdb.__main__ import main
 from naapdb.plan import AccessPlan, Rotation, build_plan
 from naapdb.rotate import (
@@ -48,6 +48,8 @@ from naapdb.stackfiles import load_stack_settings
 from tests.harness import ROOT
 from tests.pgserver import PgServer, _run_as
 from tests.rotation_load import run_rotation_load
+from tests.tlsca import CaFiles, make_ca
+from tests.tlsserver import BIN_VARIABLE, tls_bin_dir, tls_server
 
 pytestmark = [pytest.mark.db, pytest.mark.aws]
 
@@ -117,13 +119,33 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         yield boto3.client("secretsmanager", region_name="us-east-1")
 
 
+TLS_HOST = "localhost"  # the name in the test server's certificate
+
+
 @pytest.fixture
-def deployed(fresh_pg: PgServer, aws: Any) -> Deployment:
-    return deploy(fresh_pg, aws)
+def rotation_ca(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, CaFiles]:
+    """A PostgreSQL build with OpenSSL and a test CA the rotation trusts
+    explicitly (`NAAPDB_SSLROOTCERT` with `NAAPDB_TRUST_CA_BUNDLE=1`), as the
+    Lambda trusts its bundled RDS CA: every rotation connection is verify-full."""
+    bin_dir = tls_bin_dir()
+    if bin_dir is None:
+        pytest.skip(f"no PostgreSQL built with OpenSSL here (set {BIN_VARIABLE})")
+    ca = make_ca(tmp_path / "ca", (TLS_HOST,))
+    monkeypatch.setenv(rds_ca.SSLROOTCERT_VARIABLE, str(ca.ca_cert))
+    monkeypatch.setenv(rds_ca.TRUST_VARIABLE, "1")
+    return bin_dir, ca
+
+
+@pytest.fixture
+def deployed(aws: Any, rotation_ca: tuple[Path, CaFiles]) -> Iterator[Deployment]:
+    """A TLS server (certificate for `localhost` from the test CA) with the
+    plan applied and the secrets `pulumi up` leaves, on verify-full."""
+    with tls_server(*rotation_ca) as server:
+        yield deploy(server, aws)
 
 
 def deploy(
-    fresh_pg: PgServer, aws: Any, host: str = "127.0.0.1", sslmode: str = "disable"
+    fresh_pg: PgServer, aws: Any, host: str = TLS_HOST, sslmode: str = "verify-full"
 ) -> Deployment:
     """The plan applied on `fresh_pg`, and the secrets `pulumi up` leaves,
     naming the server as `host` with `sslmode`."""
@@ -227,7 +249,7 @@ def test_a_secret_lacking_a_field_names_the_field_not_a_value() -> None:
             ),
             "x",
         ).sslmode
-        == "require"
+        == "verify-full"
     )
     assert "s3cr3t" not in repr(DbSecret("h", 1, "naap", "u", "s3cr3t", "arn"))
 
@@ -394,7 +416,7 @@ def test_a_pending_version_naming_another_role_is_refused(deployed: Deployment) 
         VersionStages=[PENDING],
     )
     superuser_verifier = deployed.stored_verifier("postgres")
-    with pytest.raises(RotationError, match="not the other login"):
+    with pytest.raises(RotationError, match="refusing to rotate another identity's login"):
         run_step(deployed.client, APP_SECRET, token, "setSecret")
     assert deployed.stored_verifier("postgres") == superuser_verifier
 
@@ -458,42 +480,13 @@ def _build_script() -> Any:
     return module
 
 
-def _fake_wheels(directory: Path) -> Path:
-    """Stand-ins for the pinned wheels (the real ones need the network)."""
-    directory.mkdir()
-    with zipfile.ZipFile(
-        directory / "psycopg_binary-3.3.9-cp312-cp312-manylinux2014_x86_64.whl", "w"
-    ) as wheel:
-        wheel.writestr("psycopg_binary/__init__.py", "BINARY = True\n")
-        wheel.writestr("psycopg_binary.libs/libpq-x.so.5", b"\x7fELF")
-        wheel.writestr("psycopg_binary-3.3.9.data/purelib/extra_module.py", "")
-        wheel.writestr("psycopg_binary-3.3.9.data/scripts/tool", "#!/bin/sh\n")
-    with zipfile.ZipFile(directory / "psycopg-3.3.9-py3-none-any.whl", "w") as wheel:
-        wheel.writestr("psycopg/__init__.py", "")
-    return directory
-
-
-def _pinned_test_ca(directory: Path) -> list[str]:
-    """Build arguments shipping a test CA as the RDS bundle, pinned (the
-    real bundle's host is out of reach here; tests/naapdb/test_verify_full.py
-    tests the pinning)."""
-    import hashlib
-
-    from tests.tlsca import make_ca
-
-    ca = make_ca(directory, ("localhost",))
-    pin = directory / "pin.sha256"
-    pin.write_text(hashlib.sha256(ca.ca_cert.read_bytes()).hexdigest() + "\n")
-    return ["--ca-bundle", str(ca.ca_cert), "--ca-pin", str(pin)]
-
-
-def test_the_lambda_zip_is_reproducible_and_holds_the_handler(tmp_path: Path) -> None:
+def test_the_lambda_zip_is_reproducible_and_holds_the_handler(
+    tmp_path: Path, locked_wheels: Path
+) -> None:
     script = _build_script()
-    wheels = _fake_wheels(tmp_path / "wheels")
-    ca = _pinned_test_ca(tmp_path / "ca")
     first, second = tmp_path / "one.zip", tmp_path / "two.zip"
-    assert script.main(["--wheels", str(wheels), "--out", str(first), *ca]) == 0
-    assert script.main(["--wheels", str(wheels), "--out", str(second), *ca]) == 0
+    assert script.main(["--wheels", str(locked_wheels), "--out", str(first)]) == 0
+    assert script.main(["--wheels", str(locked_wheels), "--out", str(second)]) == 0
     assert first.read_bytes() == second.read_bytes()
     with zipfile.ZipFile(first) as archive:
         infos = archive.infolist()
@@ -505,10 +498,10 @@ def test_the_lambda_zip_is_reproducible_and_holds_the_handler(tmp_path: Path) ->
         "naapdb/rotate.py",
         "psycopg/__init__.py",
         "psycopg_binary/__init__.py",
-        "extra_module.py",
+        "typing_extensions.py",
         "naapdb/rds-ca-bundle.pem",
     } <= set(entries)
-    assert not any("__pycache__" in e or e.endswith((".pyc", "tool")) for e in entries)
+    assert not any("__pycache__" in e or e.endswith(".pyc") for e in entries)
     # The handler the function names imports from the zip alone (no pulumi, no repo).
     probe = subprocess.run(
         [
@@ -527,18 +520,15 @@ def test_the_lambda_zip_is_reproducible_and_holds_the_handler(tmp_path: Path) ->
     assert probe.stdout.strip() == "naapdb.rotate", probe.stderr
 
 
-def test_the_build_refuses_wheels_without_psycopg_binary(tmp_path: Path, capsys: Any) -> None:
-    (tmp_path / "wheels").mkdir()
-    assert (
-        _build_script().main(
-            [
-                "--wheels",
-                str(tmp_path / "wheels"),
-                "--out",
-                str(tmp_path / "x.zip"),
-                *_pinned_test_ca(tmp_path / "ca"),
-            ]
-        )
-        == 2
-    )
-    assert not (tmp_path / "x.zip").exists()
+def test_the_build_refuses_a_lock_without_psycopg_binary(
+    tmp_path: Path, locked_wheels: Path, capsys: Any
+) -> None:
+    lock = tmp_path / "lock.txt"
+    lines = (ROOT / "scripts" / "rotation-lambda.lock").read_text().split("\n")
+    kept = "\n".join(line for line in lines if not line.startswith("#")).split("psycopg-binary")[0]
+    lock.write_text(kept.rstrip().rstrip("\\") + "\n")
+    out = tmp_path / "x.zip"
+    arguments = ["--wheels", str(locked_wheels), "--out", str(out), "--lock", str(lock)]
+    assert _build_script().main(arguments) == 2
+    assert "locks no psycopg-binary wheel" in capsys.readouterr().err
+    assert not out.exists()

@@ -34,6 +34,8 @@ RDS = {
     "allowedCidrs": ["10.0.0.0/16"],
 }
 EXTERNAL = {"kind": "external", "host": "db.example.com"}
+# prod's connection budget needs its instance class.
+PROD_RDS = {**RDS, "instanceClass": "db.m7g.large"}
 
 
 def raw_config(stack: str = "dev", **overrides: Any) -> dict[str, Any]:
@@ -465,3 +467,31 @@ def test_engine_version_as_a_float_is_refused_with_the_quoting() -> None:
         settings_of("prod", server={**prod["server"], "engineVersion": 16.1})
     assert caught.value.key == "naap-db:server.engineVersion"
     assert "quote it" in caught.value.message
+
+
+@pytest.mark.parametrize(
+    "cidr",
+    [
+        "0.0.0.0/1",
+        "128.0.0.0/1",
+        "8.8.8.0/24",
+        "172.0.0.0/8",
+        "10.0.0.0/7",
+        "::/1",
+        "2001:db8::/32",
+    ],
+)
+def test_production_admits_only_networks_inside_the_private_ranges(cidr: str) -> None:
+    """Issue 21: not only `0.0.0.0/0`: half the internet (`0.0.0.0/1`), a
+    public block or anything broader than a private range is refused."""
+    with pytest.raises(ConfigError) as caught:
+        settings_of("prod", server={**PROD_RDS, "allowedCidrs": ["10.0.0.0/16", cidr]})
+    message = str(caught.value)
+    assert message.startswith(f"naap-db:server.allowedCidrs[1]: {cidr} reaches beyond the private")
+    assert "\n" not in message
+
+
+def test_production_takes_the_private_ranges_and_their_subnets() -> None:
+    cidrs = ["10.0.0.0/8", "172.16.0.0/12", "192.168.10.0/24", "fd00:10::/64"]
+    server = settings_of("prod", server={**PROD_RDS, "allowedCidrs": cidrs}).server
+    assert isinstance(server, RdsServer) and server.allowed_cidrs == tuple(cidrs)

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -26,9 +27,13 @@ from naapdb.pushkey import PUSH_KEY_VARIABLE
 from naapdb.sql import plan_to_sql
 from naapdb.stackfiles import find_project_root, load_stack_settings
 from tests.deployed import PUSH_KEY, deploy
+from tests.naapdb.test_rotate import rotation_ca
 from tests.pgserver import PgServer, free_port
+from tests.tlsca import CaFiles
+from tests.tlsserver import tls_server
 
 pytestmark = pytest.mark.db
+__all__ = ["rotation_ca"]  # a fixture this module uses from test_rotate
 
 ROOT = find_project_root()
 DEV_PLAN = load_stack_settings("dev", ROOT).plan
@@ -659,25 +664,27 @@ def test_naap_readonly_can_run_verify(
 
 
 def test_alternating_rotation_prod_plan(
-    fresh_pg: PgServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    rotation_ca: tuple[Path, CaFiles],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
+    """prod's server is RDS, so verify connects verify-full: here to a TLS
+    server whose test CA is trusted as the RDS CA would be."""
     prod_plan = load_stack_settings("prod", ROOT).plan
-    apply_plan(fresh_pg, prod_plan)
-    # The suite's server has 200 connections; prod's budget needs the 901 of
-    # its instance class (naapdb.limits): the only difference at first.
-    budget = (
-        "connection budget: the server has max_connections 200, 195 of them for the plan's "
-        "logins and the admin, but the budget needs 572"
-    )
-    code, out, _ = run_verify(fresh_pg, monkeypatch, capsys, stack="prod")
-    assert code == 1 and [line.split(" (")[0] for line in drift_lines(out)] == [budget]
-    fresh_pg.execute("ALTER ROLE naap_wallet LOGIN; REVOKE naap_wallet FROM naap_wallet_b")
-    code, out, _ = run_verify(fresh_pg, monkeypatch, capsys, stack="prod")
+    with tls_server(*rotation_ca) as server:
+        apply_plan(server, prod_plan)
+        # The test server's max_connections is far below the 901 of prod's
+        # instance class (naapdb.limits): the only difference at first.
+        budget = "connection budget: the server has max_connections"
+        code, out, _ = run_verify(server, monkeypatch, capsys, stack="prod")
+        assert code == 1 and [line[: len(budget)] for line in drift_lines(out)] == [budget]
+        assert "but the budget needs 572" in out
+        server.execute("ALTER ROLE naap_wallet LOGIN; REVOKE naap_wallet FROM naap_wallet_b")
+        code, out, _ = run_verify(server, monkeypatch, capsys, stack="prod")
     assert code == 1
-    assert [line.split(";")[0].split(" (")[0] for line in drift_lines(out)] == [
+    assert [line.split(";")[0].split(" (")[0] for line in drift_lines(out)][:2] == [
         "role attribute: role naap_wallet is LOGIN, the plan says NOLOGIN",
         "missing membership: naap_wallet_b is not a member of naap_wallet",
-        budget,
     ]
 
 
@@ -897,3 +904,30 @@ def test_drift_without_missing_objects_has_no_summary(
     code, out, err = run_verify(dev_db, monkeypatch, capsys)
     assert code == 1 and not out.startswith("summary") and "details:" not in out
     assert "pulumi up" not in err
+
+
+def test_verify_reaches_an_rds_stack_only_over_verify_full(
+    rotation_ca: tuple[Path, CaFiles],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Issue 21, gap 3: a DATABASE_URL saying `require` does not lower the
+    TLS of an rds stack: the server must prove it holds a certificate of the
+    trusted RDS CA. An external or container stack keeps the string's sslmode."""
+    _, ca = rotation_ca
+    with tls_server(*rotation_ca) as server:
+        apply_plan(server, load_stack_settings("prod", ROOT).plan)
+        monkeypatch.setenv(
+            "DATABASE_URL", server.url().replace("sslmode=disable", "sslmode=require")
+        )
+        # The committed RDS bundle does not know the test CA: refused.
+        monkeypatch.delenv("NAAPDB_SSLROOTCERT")
+        assert main(["verify", "--stack", "prod"]) == 2
+        assert "certificate verify failed" in capsys.readouterr().err
+        # The test CA, trusted out loud (as an RDS CA would be): verify-full holds.
+        monkeypatch.setenv("NAAPDB_SSLROOTCERT", str(ca.ca_cert))
+        assert main(["verify", "--stack", "prod"]) == 1  # connected: the budget differs
+        assert "is not the pinned RDS CA bundle" in capsys.readouterr().err
+        # dev's server is a container without TLS: its string is taken as given.
+        monkeypatch.setenv("DATABASE_URL", server.url())
+        assert main(["verify", "--stack", "dev"]) in (0, 1)

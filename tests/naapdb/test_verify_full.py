@@ -18,39 +18,35 @@ from typing import Any
 import psycopg
 import pytest
 
-from naapdb import trust
+from naapdb import rds_ca, trust
 from naapdb.rotate import CURRENT, RotationError, rotate_now
 from tests.naapdb.test_rotate import (
     APP_SECRET,
+    TLS_HOST,
     Deployment,
     _build_script,
-    _fake_wheels,
     aws,
     deploy,
+    rotation_ca,
 )
 from tests.tlsca import CaFiles, make_ca
-from tests.tlsserver import BIN_VARIABLE, tls_bin_dir, tls_server
+from tests.tlsserver import tls_server
 
 pytestmark = [pytest.mark.db, pytest.mark.aws]
-__all__ = ["aws"]  # fixtures this module uses from test_rotate
+__all__ = ["aws", "rotation_ca"]  # fixtures this module uses from test_rotate
 
-HOST = "localhost"  # the name in the server's certificate; 127.0.0.1 is not in it
+HOST = TLS_HOST  # the name in the server's certificate; 127.0.0.1 is not in it
 
 
 @pytest.fixture
 def tls_deployed(
-    aws: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    aws: Any, rotation_ca: tuple[Path, CaFiles]
 ) -> Iterator[tuple[Deployment, CaFiles]]:
     """A TLS server (certificate for `localhost` from a test CA) with the
     plan applied, its secrets on verify-full by host name, and the rotation
     trusting the test CA (as the Lambda trusts its bundled RDS CA)."""
-    bin_dir = tls_bin_dir()
-    if bin_dir is None:
-        pytest.skip(f"no PostgreSQL built with OpenSSL here (set {BIN_VARIABLE})")
-    ca = make_ca(tmp_path / "ca", (HOST,))
-    monkeypatch.setenv(trust.SSLROOTCERT_VARIABLE, str(ca.ca_cert))
-    with tls_server(bin_dir, ca) as server:
-        yield deploy(server, aws, host=HOST, sslmode="verify-full"), ca
+    with tls_server(*rotation_ca) as server:
+        yield deploy(server, aws), rotation_ca[1]
 
 
 def test_rotation_connects_with_verify_full_to_the_certified_host(tls_deployed: Any) -> None:
@@ -100,79 +96,45 @@ def test_a_certificate_from_another_ca_is_refused(
     assert deployed.stored_verifier("naap_app_b") is None
 
 
-# --- the Lambda build ships the pinned bundle ------------------------------------
+def test_an_unpinned_sslrootcert_without_the_trust_flag_is_refused(
+    tls_deployed: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CA the rotation verifies with is the committed RDS bundle, or a
+    `NAAPDB_SSLROOTCERT` that has the pinned digest or is trusted out loud."""
+    deployed, _ = tls_deployed
+    monkeypatch.delenv(rds_ca.TRUST_VARIABLE)
+    with pytest.raises(RotationError) as caught:
+        rotate_now(deployed.client, APP_SECRET)
+    message = str(caught.value)
+    assert "NAAPDB_SSLROOTCERT: " in message and "\n" not in message
+    assert "is not the pinned RDS CA bundle" in message and "NAAPDB_TRUST_CA_BUNDLE=1" in message
+    assert deployed.stored_verifier("naap_app_b") is None
 
 
-def test_the_build_ships_the_pinned_ca_bundle(tmp_path: Path) -> None:
-    ca = make_ca(tmp_path / "ca", (HOST,))
-    pin = tmp_path / "pin.sha256"
-    pin.write_text(f"{hashlib.sha256(ca.ca_cert.read_bytes()).hexdigest()}  test CA\n")
+# --- the Lambda build ships the committed bundle, or a checked one -----------------
+
+
+def test_the_build_ships_the_committed_ca_bundle(tmp_path: Path, locked_wheels: Path) -> None:
     out = tmp_path / "out" / "rotation-lambda.zip"
-    wheels = _fake_wheels(tmp_path / "wheels")
-    arguments = ["--wheels", str(wheels), "--out", str(out)]
-    assert (
-        _build_script().main([*arguments, "--ca-bundle", str(ca.ca_cert), "--ca-pin", str(pin)])
-        == 0
-    )
+    assert _build_script().main(["--wheels", str(locked_wheels), "--out", str(out)]) == 0
     with zipfile.ZipFile(out) as archive:
-        assert archive.read("naapdb/rds-ca-bundle.pem") == ca.ca_cert.read_bytes()
-    # ... and leaves it next to the zip for `pulumi up`'s admin connection.
-    assert (out.parent / "rds-ca-bundle.pem").read_bytes() == ca.ca_cert.read_bytes()
+        shipped = archive.read("naapdb/rds-ca-bundle.pem")
+    assert shipped == rds_ca.BUNDLE.read_bytes()
+    assert hashlib.sha256(shipped).hexdigest() == rds_ca.BUNDLE_SHA256
 
 
-def test_a_bundle_whose_digest_differs_from_the_pin_builds_nothing(
-    tmp_path: Path, capsys: Any
+def test_another_ca_bundle_is_shipped_only_when_trusted(
+    tmp_path: Path, locked_wheels: Path, capsys: Any
 ) -> None:
     ca = make_ca(tmp_path / "ca", (HOST,))
-    pin = tmp_path / "pin.sha256"
-    pin.write_text("0" * 64 + "  global-bundle.pem\n")
     out = tmp_path / "out.zip"
-    wheels = _fake_wheels(tmp_path / "wheels")
-    code = _build_script().main(
-        [
-            "--wheels",
-            str(wheels),
-            "--out",
-            str(out),
-            "--ca-bundle",
-            str(ca.ca_cert),
-            "--ca-pin",
-            str(pin),
-        ]
-    )
-    assert code == 2 and not out.exists()
+    arguments = ["--wheels", str(locked_wheels), "--out", str(out), "--ca-bundle", str(ca.ca_cert)]
+    assert _build_script().main(arguments) == 2
     error = capsys.readouterr().err.strip()
-    assert "\n" not in error
-    assert error.startswith("error: the RDS CA bundle's sha256 is ")
-    assert "--write-pin" in error
-    # Without any pin, the same: nothing unpinned is shipped.
-    code = _build_script().main(
-        ["--wheels", str(wheels), "--out", str(out), "--ca-bundle", str(ca.ca_cert),
-         "--ca-pin", str(tmp_path / "absent")]
-    )  # fmt: skip
-    assert code == 2 and not out.exists()
-    assert "no pinned digest" in capsys.readouterr().err
-
-
-def test_write_pin_pins_the_bundle_it_was_given(tmp_path: Path, capsys: Any) -> None:
-    ca = make_ca(tmp_path / "ca", (HOST,))
-    pin = tmp_path / "pin.sha256"
-    wheels = _fake_wheels(tmp_path / "wheels")
-    arguments = [
-        *("--wheels", str(wheels), "--out", str(tmp_path / "x.zip")),
-        *("--ca-bundle", str(ca.ca_cert), "--ca-pin", str(pin)),
-    ]
-    assert _build_script().main([*arguments, "--write-pin"]) == 0
-    assert pin.read_text().split()[0] == hashlib.sha256(ca.ca_cert.read_bytes()).hexdigest()
-    assert _build_script().main(arguments) == 0
-
-
-def test_ca_only_writes_the_checked_bundle_and_no_zip(tmp_path: Path) -> None:
-    ca = make_ca(tmp_path / "ca", (HOST,))
-    pin = tmp_path / "pin.sha256"
-    pin.write_text(hashlib.sha256(ca.ca_cert.read_bytes()).hexdigest() + "\n")
-    out = tmp_path / "out" / "rotation-lambda.zip"
-    arguments = ["--out", str(out), "--ca-bundle", str(ca.ca_cert), "--ca-pin", str(pin)]
-    assert _build_script().main([*arguments, "--ca-only"]) == 0
-    assert (out.parent / "rds-ca-bundle.pem").read_bytes() == ca.ca_cert.read_bytes()
-    assert not out.exists()
+    assert "\n" not in error and not out.exists()
+    assert error.startswith(f"error: --ca-bundle: {ca.ca_cert} is not the pinned RDS CA bundle")
+    assert "--trust-ca-bundle" in error
+    assert _build_script().main([*arguments, "--trust-ca-bundle"]) == 0
+    assert "is not the pinned RDS CA bundle" in capsys.readouterr().err  # said out loud
+    with zipfile.ZipFile(out) as archive:
+        assert archive.read("naapdb/rds-ca-bundle.pem") == ca.ca_cert.read_bytes()
