@@ -359,7 +359,8 @@ def replicas_of(run: Run) -> list[harness.Resource]:
 
 def test_replicas_copy_the_instance_encrypted_in_its_groups_and_protected(prod: Run) -> None:
     primary = next(r for r in prod.of_type(INSTANCE) if not r.inputs.get("replicateSourceDb"))
-    replicas = replicas_of(prod)
+    # The SDK registers them concurrently: their order in the run is not theirs.
+    replicas = sorted(replicas_of(prod), key=lambda r: str(r.inputs["identifier"]))
     assert [r.inputs["identifier"] for r in replicas] == [
         "naap-db-prod-replica-1",
         "naap-db-prod-replica-2",

@@ -239,7 +239,7 @@ def test_an_rds_stack_on_single_rotation_pushes_over_verify_full_with_the_bundle
     push verifies the instance with it rather than whatever libpq finds."""
     run = harness.run_program("prod", {"naap-db:credentials": {"rotation": "single"}})
     environment = the_push(run).inputs["environment"]
-    assert set(environment) == {"DATABASE_URL"}
+    assert set(environment) == {"DATABASE_URL", "NAAPDB_PUSH_KEY"}
     params = conninfo_to_dict(environment["DATABASE_URL"])
     assert params["sslmode"] == "verify-full"
     assert params["sslrootcert"] == "naapdb/rds-ca-bundle.pem"  # project-relative, as the push runs
