@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from naapdb import tlsprobe
 from tests.harness import Run
 
 EXTERNAL = {
@@ -53,7 +54,8 @@ def test_bad_config_registers_nothing(run_stack: Any) -> None:
     assert run.resources == []
 
 
-def test_overrides_reach_the_program(run_stack: Any) -> None:
+def test_overrides_reach_the_program(run_stack: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tlsprobe, "offers_tls", lambda host, port, timeout: True)
     catalogue = [
         {"plugin": "base", "schema": "public"},
         {"plugin": "shop", "schema": "plugin_shop"},
