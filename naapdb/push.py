@@ -379,14 +379,16 @@ def push(
     dry_run: bool = False,
     on_applied: Callable[[Applied], None] | None = None,
     on_wait: Callable[[], None] | None = None,
+    stack: str | None = None,
 ) -> PushResult:
     """Apply what the ledger lacks, under the push lock; `connection` must be
     in autocommit mode (each file gets its own transaction). A dry run takes
-    no lock and changes nothing."""
+    no lock and changes nothing. `stack` names the stack in the way back a
+    refusal gives."""
     session = _Session(connection)
     if not dry_run:
         _lock(session, on_wait)
-    ledger = _read_ledger(session)
+    ledger = _read_ledger(session, stack)
     todo = pending(migrations, ledger or (), catalog)
     if dry_run or not todo:
         return PushResult((), todo, session.statements, dry_run)
@@ -419,7 +421,7 @@ def _lock(session: _Session, on_wait: Callable[[], None] | None) -> None:
     session.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
 
 
-def _read_ledger(session: _Session) -> list[LedgerEntry] | None:
+def _read_ledger(session: _Session, stack: str | None = None) -> list[LedgerEntry] | None:
     """The ledger in one query, or None when no push has created it yet."""
     import psycopg
     from psycopg import sql
@@ -437,7 +439,8 @@ def _read_ledger(session: _Session) -> list[LedgerEntry] | None:
             raise PushError(
                 f"cannot read {LEDGER}: it is owned by {owner}, not {names.OWNER} (`pulumi "
                 "destroy` hands the objects it keeps to the server's admin); as the admin, run "
-                "the fixes `bin/naapdb verify --format json` lists, the object-owner ones first"
+                f"the fixes `bin/naapdb verify --stack {stack or 'STACK'}` lists, the "
+                "object-owner ones first"
             ) from None
         raise PushError(
             f"cannot read {LEDGER}: DATABASE_URL's role is not the migrator; "

@@ -581,7 +581,7 @@ def _check_epoch_roles(settings: StackSettings) -> None:
             f"{NAMESPACE}:credentials.epoch",
             "does nothing under alternating rotation (Pulumi ignores the logins' password "
             "changes; the rotation owns them); rotate each identity's secret instead "
-            "(README: Prod: rotate everything) and remove this key",
+            "(docs/credentials.md: Prod: rotate everything) and remove this key",
         )
 
 
@@ -661,4 +661,12 @@ def _typed(value: Any, expected: type[T], key: str) -> T:
         return int(value)  # type: ignore[return-value]
     if isinstance(value, expected) and not (expected is int and isinstance(value, bool)):
         return value
-    raise ConfigError(key, f"{value!r} is not a {expected.__name__}")
+    raise ConfigError(key, f"{value!r} is not {_WANTED.get(expected, expected.__name__)}")
+
+
+# What a value of each type must look like, and how to write one.
+_WANTED: dict[type, str] = {
+    int: "a whole number; write digits only, e.g. 5432",
+    bool: "true or false; write true or false, unquoted",
+    str: 'text; quote it, e.g. "16"',
+}

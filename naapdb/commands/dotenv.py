@@ -4,8 +4,10 @@ role, from `pulumi stack output --json --show-secrets` on stdin:
     pulumi stack output --json --show-secrets | bin/naapdb dotenv --out .env
 
 Prints the line (or writes FILE, created with mode 0600 and nothing wider
-at any moment) and nothing else. Exit 2 with one line on bad input, which
-never quotes a connection string."""
+at any moment) and nothing else. An existing FILE keeps its other lines:
+only its `DATABASE_URL=` line is replaced (or added), so `--out .env` after
+a rotation never drops the variables a developer keeps beside it. Exit 2
+with one line on bad input, which never quotes a connection string."""
 
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from naapdb import names
 OUTPUT = "connection_urls"
 SHOW_SECRETS = "pulumi stack output --json --show-secrets"
 FILE_MODE = 0o600
+VARIABLE = "DATABASE_URL"
 
 
 class DotenvError(ValueError):
@@ -47,9 +50,9 @@ def run(args: argparse.Namespace) -> int:
         role, note = pick_role(urls, args.role)
         if note:
             print(note, file=sys.stderr)
-        line = f"DATABASE_URL={urls[role]}\n"
+        line = f"{VARIABLE}={urls[role]}\n"
         if args.out:
-            write_private(args.out, line)
+            write_private(args.out, merged(read_existing(args.out), line))
         else:
             sys.stdout.write(line)
     except DotenvError as error:
@@ -93,6 +96,37 @@ def pick_role(urls: Mapping[str, str], role: str) -> tuple[str, str | None]:
             f"current login from its Secrets Manager secret (stack output secret_arns)."
         )
     raise DotenvError(f"no login role {role!r} in {OUTPUT}; known: {', '.join(sorted(urls))}")
+
+
+def read_existing(path: str) -> str:
+    """The text of `path` if it exists (never through a symlink), else ""."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except FileNotFoundError:
+        return ""
+    except OSError as error:
+        raise DotenvError(f"cannot write {path}: {error.strerror}") from None
+    with os.fdopen(descriptor, encoding="utf-8", errors="replace") as existing:
+        return existing.read()
+
+
+def merged(existing: str, line: str) -> str:
+    """`existing` with its DATABASE_URL line (plain or `export`ed) replaced by
+    `line` where the first one was, or `line` added at the end."""
+    lines = existing.splitlines(keepends=True)
+    if lines and not lines[-1].endswith("\n"):
+        lines[-1] += "\n"
+    result: list[str] = []
+    for old in lines:
+        if not _sets_url(old):
+            result.append(old)
+        elif line not in result:
+            result.append(line)
+    return "".join(result if line in result else [*result, line])
+
+
+def _sets_url(text: str) -> bool:
+    return text.lstrip().removeprefix("export ").lstrip().startswith(f"{VARIABLE}=")
 
 
 def write_private(path: str, text: str) -> None:

@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     if mode == "off" and args.source is None:
         print(f"push is off for stack {stack} (naap-db:push.mode); nothing to do")
         return 0
-    return _sql(args.source or _under(root, source_dir), catalog, args.dry_run)
+    return _sql(args.source or _under(root, source_dir), catalog, args.dry_run, stack)
 
 
 def _under(root: Path, configured: str) -> Path:
@@ -87,7 +87,7 @@ def _under(root: Path, configured: str) -> Path:
         return path
 
 
-def _sql(source: Path, catalog: Catalog, dry_run: bool) -> int:
+def _sql(source: Path, catalog: Catalog, dry_run: bool, stack: str | None) -> int:
     import psycopg
 
     from naapdb import push
@@ -106,6 +106,7 @@ def _sql(source: Path, catalog: Catalog, dry_run: bool) -> int:
                 migrations,
                 catalog,
                 dry_run=dry_run,
+                stack=stack,
                 on_applied=_print_applied,
                 on_wait=lambda: print(
                     "another push holds the lock; waiting for it", file=sys.stderr, flush=True

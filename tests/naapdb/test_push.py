@@ -730,8 +730,11 @@ def test_a_ledger_handed_to_the_admin_is_named_with_the_way_back(
     the fix instead of blaming the login."""
     assert push().code == 0
     database.server.execute(f"ALTER TABLE naap_meta.schema_migrations OWNER TO {SUPERUSER}")
-    outcome = push()
-    _assert_stopped(outcome, f"owned by {SUPERUSER}, not {names.OWNER}", "verify")
+    outcome = push(MIGRATIONS, "--stack", "dev")
+    # The way back names the stack: `verify` refuses to run without one.
+    _assert_stopped(
+        outcome, f"owned by {SUPERUSER}, not {names.OWNER}", "`bin/naapdb verify --stack dev`"
+    )
 
 
 @pytest.mark.db
