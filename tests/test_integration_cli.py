@@ -92,10 +92,20 @@ def assert_no_traceback(result: subprocess.CompletedProcess[str]) -> None:
         assert noise not in printed, printed[-4000:]
 
 
+def test_a_first_preview_creates_the_venv_from_requirements(project: Project) -> None:
+    """No venv in the copy: the language host creates it on the first
+    `pulumi preview`, as `pulumi up` and `pulumi install` do."""
+    assert not (project.path / "venv").exists()
+    result = project.preview()
+    assert "Creating virtual environment" in result.stdout
+    venv = project.path / "venv"
+    assert not venv.is_symlink() and (venv / "pyvenv.cfg").is_file()
+
+
 def test_a_tls_mismatch_stops_up_in_one_line_before_anything_is_created(project: Project) -> None:
     """Trap: the default `sslmode: require` against a server without TLS used
     to fail part-way ("15 created, 3 errored", the provider's raw "pq: SSL is
-    not enabled on the server"). The first `up` also creates the venv."""
+    not enabled on the server")."""
     project.pulumi("config", "set", "--path", "naap-db:server.sslmode", "require")
     try:
         result = project.pulumi("up", "--yes", "--skip-preview", check=False)
