@@ -84,7 +84,7 @@ def test_bad_durations(value: Any, says: str) -> None:
 def test_the_committed_stacks_fit_their_servers() -> None:
     dev, prod = load_stack_settings("dev", ROOT), load_stack_settings("prod", ROOT)
     assert dev.budget.fits and prod.budget.fits
-    assert dev.budget.ceiling.max_connections == 100
+    assert dev.budget.ceiling.max_connections == 200  # the container's, Pulumi.dev.yaml
     assert prod.budget.ceiling.max_connections == 901  # db.m7g.large
 
 
@@ -192,8 +192,8 @@ def test_a_budget_that_does_not_fit_names_the_sum_the_ceiling_and_the_key() -> N
 
 
 def test_one_plugin_can_break_the_budget() -> None:
-    error = refused("dev", with_entry_limits("dev", "gateway", {"connections": 50}))
-    assert error.key == "naap-db:limits" and "132 of 97" in error.message
+    error = refused("dev", with_entry_limits("dev", "gateway", {"connections": 150}))
+    assert error.key == "naap-db:limits" and "232 of 197" in error.message
 
 
 def test_a_larger_ceiling_lets_it_fit() -> None:
@@ -273,7 +273,7 @@ def test_plan_text_and_json_show_limits_and_the_budget() -> None:
     rows = {line.split()[0]: line.split()[1:] for line in text.stdout.splitlines() if line}
     assert rows["naap_wallet"] == ["5", "30s", "1min"]
     assert rows["naap_readonly"] == ["5", "5min", "1min"]
-    assert "connection budget: 87 of 97 connections" in text.stdout
+    assert "connection budget: 87 of 197 connections" in text.stdout
     document = json.loads(run_plan(ROOT, "--stack", "prod", "--format", "json").stdout)
     assert document["format_version"] == 1
     roles = {role["name"]: role for role in document["roles"]}
