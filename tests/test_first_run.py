@@ -8,6 +8,8 @@ tools and the program in one line naming the version they need."""
 from __future__ import annotations
 
 import glob
+import importlib
+import json
 import os
 import shutil
 import subprocess
@@ -128,3 +130,25 @@ def test_a_venv_of_an_older_python_stops_in_one_line(
         assert result.stdout == "" and result.stderr.count("\n") == 1, result.stderr
         assert result.stderr.startswith("error: naap-db needs Python 3.11 or newer, but ")
         assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("plugin", "token", "an_input"),
+    [
+        ("postgresql", "postgresql:index/role:Role", "connectionLimit"),
+        ("random", "random:index/randomPassword:RandomPassword", "length"),
+    ],
+)
+def test_the_bridged_plugins_serve_the_schema_tfgen_generated(
+    clone: tuple[Path, dict[str, str]], plugin: str, token: str, an_input: str
+) -> None:
+    """Each bridged plugin embeds the package schema its tfgen program wrote
+    at build time, under the SDK's version and tokens."""
+    path, environment = clone
+    result = run(f"pulumi package get-schema {plugin}", path, environment)
+    assert result.returncode == 0, result.stderr
+    schema = json.loads(result.stdout)
+    module = importlib.import_module(f"pulumi_{plugin}")
+    manifest = json.loads((Path(module.__file__).parent / "pulumi-plugin.json").read_text())
+    assert (schema["name"], schema["version"]) == (plugin, manifest["version"])
+    assert an_input in schema["resources"][token]["inputProperties"]
