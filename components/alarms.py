@@ -157,7 +157,7 @@ def rotation_alarms(
         f"{name}-lambda-errors",
         alarm_description=(
             f"naap-db {settings.stack}: the rotation Lambda failed; a pending version may block "
-            "the next rotation (README: Recover from a failed rotation)"
+            "the next rotation (docs/credentials.md: Recover from a failed rotation)"
         ),
         namespace="AWS/Lambda",
         metric_name="Errors",

@@ -41,7 +41,7 @@ from components.rds import (
     security_group,
 )
 from components.settings import admin_password
-from naapdb import names, scram
+from naapdb import names, scram, tlsprobe
 from naapdb.limits import POSTGRES_DEFAULT_MAX_CONNECTIONS
 from naapdb.pooler import ContainerPooler
 from naapdb.rds_ca import CheckedBundle
@@ -126,7 +126,7 @@ class DatabaseServer(pulumi.ComponentResource):
         elif isinstance(server, RdsServer):
             self._rds(name, settings, server)
         else:
-            self._external(server)
+            self._external(server, settings.stack)
         self.provider = postgresql.Provider(
             f"{name}-admin",
             host=self.host,
@@ -393,8 +393,15 @@ class DatabaseServer(pulumi.ComponentResource):
         self.instance = instance
         self._ready = [instance]
 
-    def _external(self, server: ExternalServer) -> None:
-        """An existing server: nothing to create, everything from config."""
+    def _external(self, server: ExternalServer, stack: str) -> None:
+        """An existing server: nothing to create, everything from config. An
+        update first asks it whether it offers the TLS `sslmode` needs."""
+        if not pulumi.runtime.is_dry_run():
+            problem = tlsprobe.sslmode_problem(
+                server.host, server.port, server.sslmode, stack, CONNECT_TIMEOUT
+            )
+            if problem:
+                raise pulumi.RunError(f"naap-db:server.sslmode: {problem}")
         password = admin_password()
         assert password is not None  # settings refuse an external server without it
         self.host = pulumi.Output.from_input(server.host)

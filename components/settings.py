@@ -12,13 +12,18 @@ import pulumi
 from pulumi.runtime import config as runtime_config
 
 from naapdb.errors import ConfigError
+from naapdb.project import find_project_root
 from naapdb.settings import ADMIN_PASSWORD_KEY, NAMESPACE, SECRET, StackSettings, parse_settings
+from naapdb.stackfiles import check_stack_file
 
 
 def load_settings() -> StackSettings:
     """Validated settings of the running stack; a bad value stops the program
-    with one line naming the key (no traceback)."""
+    with one line naming the key (no traceback). The stack file is read too,
+    for what the engine drops without a word: an unknown top-level key, a
+    near miss of the `naap-db` namespace."""
     try:
+        check_stack_file(find_project_root(), pulumi.get_stack())
         return parse_settings(pulumi.get_stack(), _raw_config())
     except ConfigError as error:
         raise pulumi.RunError(str(error)) from None

@@ -38,8 +38,8 @@ never from argv. Exit codes: 0 ok, 1 the check failed, 2 bad input or error."""
 EPILOG = """\
 Run it from the checkout as bin/naapdb (any directory works: it uses the
 checkout's venv), or as venv/bin/python -m naapdb from the checkout root.
-`bin/naapdb COMMAND --help` lists a command's options; the README's command
-table explains them."""
+`bin/naapdb COMMAND --help` lists a command's options; docs/reference.md's
+command table explains them."""
 
 # How the usage line names the program: the launcher passes what was typed.
 PROG_VARIABLE = "NAAPDB_PROG"

@@ -69,7 +69,15 @@ def typed(value: Any, expected: type[T], key: str) -> T:
         return int(value)  # type: ignore[return-value]
     if isinstance(value, expected) and not (expected is int and isinstance(value, bool)):
         return value
-    raise ConfigError(key, f"{value!r} is not a {expected.__name__}")
+    raise ConfigError(key, f"{value!r} is not {_WANTED.get(expected, expected.__name__)}")
+
+
+# What a value of each type must look like, and how to write one.
+_WANTED: dict[type, str] = {
+    int: "a whole number; write digits only, e.g. 5432",
+    bool: "true or false; write true or false, unquoted",
+    str: 'text; quote it, e.g. "16"',
+}
 
 
 def check_port(port: int, key: str) -> None:

@@ -5,9 +5,11 @@ Every failure is a `ConfigError` naming the revision or the file."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import tempfile
+from difflib import get_close_matches
 from pathlib import Path
 
 from naapdb.errors import ConfigError
@@ -28,10 +30,34 @@ def resolve_commit(ref: str, root: Path, option: str = "--base") -> str:
         inside = _git(root, "rev-parse", "--is-inside-work-tree")
         if inside.returncode != 0:
             raise ConfigError(key, f"cannot be read: {root} is not in a git repository")
-        raise ConfigError(
-            key, f"is not a commit in {root}; fetch it first (e.g. git fetch origin {ref})"
-        )
+        raise ConfigError(key, f"is not a commit in {root}; {_why_missing(ref, root)}")
     return done.stdout.strip()
+
+
+def _why_missing(ref: str, root: Path) -> str:
+    """What to do about a revision git cannot find: a relative one (`HEAD~200`)
+    reaching past the history, or a name to fetch or to spell right."""
+    shallow = _git(root, "rev-parse", "--is-shallow-repository").stdout.strip() == "true"
+    start = re.split(r"[~^@:]", ref, maxsplit=1)[0]
+    if start != ref and _git(root, "rev-parse", "--verify", "--quiet", start).returncode == 0:
+        count = _git(root, "rev-list", "--count", start).stdout.strip()
+        if shallow:
+            return (
+                f"it goes back further than this shallow clone's {count} commits of {start}; "
+                "deepen it first (git fetch --unshallow)"
+            )
+        return f"it goes back further than the {count} commits {start} has; name a nearer one"
+    names = _git(
+        root, "for-each-ref", "--format=%(refname:short)", "refs/heads", "refs/remotes", "refs/tags"
+    ).stdout.split()
+    close = get_close_matches(ref, names, n=3)
+    if close:
+        return f"did you mean {' or '.join(close)}?"
+    remotes = _git(root, "remote").stdout.split()
+    if remotes:
+        remote = remotes[0]
+        return f"if it is a branch or tag of {remote}, fetch it first (git fetch {remote} {ref})"
+    return "name a branch, tag or commit of this repository"
 
 
 def settings_at(ref: str, stack: str, root: Path, option: str = "--base") -> StackSettings:

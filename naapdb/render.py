@@ -1,5 +1,6 @@
 """The access plan as text (a table per schema, for people) and as JSON
-(stable keys and order, for machines; the format is documented in README)."""
+(stable keys and order, for machines; the format is documented in
+docs/reference.md)."""
 
 from __future__ import annotations
 

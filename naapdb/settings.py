@@ -613,7 +613,7 @@ def _check_epoch_roles(settings: StackSettings) -> None:
             f"{NAMESPACE}:credentials.epoch",
             "does nothing under alternating rotation (Pulumi ignores the logins' password "
             "changes; the rotation owns them); rotate each identity's secret instead "
-            "(README: Prod: rotate everything) and remove this key",
+            "(docs/credentials.md: Prod: rotate everything) and remove this key",
         )
 
 

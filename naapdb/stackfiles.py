@@ -1,10 +1,17 @@
 """Reads a stack's config the way the Pulumi engine would, without the
 engine: project-level `config:` of `Pulumi.yaml` overlaid by the stack file
-`Pulumi.<stack>.yaml`. Encrypted values stay encrypted (`SECRET`)."""
+`Pulumi.<stack>.yaml`. Encrypted values stay encrypted (`SECRET`).
+
+It also refuses what the Pulumi CLI silently ignores, and so would turn a
+typo into a default: a top-level key a stack file cannot have (`confg:`
+drops the whole config), and a config key whose namespace is a near miss of
+`naap-db` (`naapdb:limits` leaves every limit at its default)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
+from difflib import get_close_matches
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +37,8 @@ def read_raw_config(root: Path, stack: str) -> dict[str, Any]:
             f"(a new stack's file appears with `pulumi config set --stack {stack} ...`)",
         )
     stack_doc = _load_yaml(path)
+    check_stack_document(path, stack_doc)
+    check_namespaces(root / PROJECT_FILE, project.get("config"))
     raw: dict[str, Any] = {}
     for source, section in ((root / PROJECT_FILE, project), (path, stack_doc)):
         config = section.get("config") or {}
@@ -49,6 +58,57 @@ def load_stack_settings(stack: str, root: Path | None = None) -> StackSettings:
     """Validated settings of a stack from its files."""
     root = root or find_project_root()
     return parse_settings(stack, read_raw_config(root, stack))
+
+
+# The top-level keys of a stack file (the CLI's workspace.ProjectStack).
+STACK_FILE_KEYS = ("config", "environment", "secretsprovider", "encryptedkey", "encryptionsalt")
+
+
+def check_stack_file(root: Path, stack: str) -> None:
+    """Refuse a stack file's unknown top-level keys and near-miss namespaces
+    (the program's own check: the engine passes neither on)."""
+    path = stack_file(root, stack)
+    if path.is_file():
+        check_stack_document(path, _load_yaml(path))
+    project = root / PROJECT_FILE
+    if project.is_file():
+        check_namespaces(project, _load_yaml(project).get("config"))
+
+
+def check_stack_document(path: Path, document: Mapping[str, Any]) -> None:
+    """Refuse a top-level key the CLI would ignore, and near-miss namespaces."""
+    for key in document:
+        if str(key) not in STACK_FILE_KEYS:
+            close = get_close_matches(str(key), STACK_FILE_KEYS, n=1)
+            hint = f"did you mean {close[0]}? " if close else ""
+            raise ConfigError(
+                f"{path}: {key}",
+                f"unknown top-level key, which Pulumi would ignore; {hint}a stack file "
+                f"holds {', '.join(STACK_FILE_KEYS)}",
+            )
+    check_namespaces(path, document.get("config"))
+
+
+def check_namespaces(path: Path, config: Any) -> None:
+    """Refuse a config key whose namespace is a near miss of `naap-db`."""
+    if not isinstance(config, Mapping):
+        return
+    for key in config:
+        namespace, sep, name = str(key).partition(":")
+        if sep and namespace != NAMESPACE and _near_miss(namespace):
+            raise ConfigError(
+                f"{path}: {key}",
+                f"{namespace!r} is not this project's namespace, so Pulumi would hand the "
+                f"key to nobody; write {NAMESPACE}:{name}",
+            )
+
+
+def _near_miss(namespace: str) -> bool:
+    """Whether `namespace` looks like a misspelt `naap-db` (case, separators,
+    a letter or two)."""
+    squashed = re.sub(r"[^a-z0-9]", "", namespace.lower())
+    wanted = re.sub(r"[^a-z0-9]", "", NAMESPACE)
+    return bool(get_close_matches(squashed, [wanted], n=1, cutoff=0.7))
 
 
 def _own_key(key: str) -> str | None:

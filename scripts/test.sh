@@ -14,7 +14,7 @@ if [ ! -x venv/bin/python ]; then
 fi
 venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-test.txt
 if command -v go >/dev/null && [ -z "${NAAPDB_SKIP_ENGINE:-}" ]; then
-  engine_bin=$(bash scripts/build-engine.sh venv/bin/python | tee /dev/stderr | tail -n 1)
-  export NAAPDB_ENGINE_DIR="${engine_bin%/bin}" NAAPDB_REQUIRE_ENGINE=1
+  bash scripts/build-engine.sh venv/bin/python >&2
+  export NAAPDB_ENGINE_DIR="${NAAPDB_ENGINE_DIR:-$HOME/.cache/naap-db/engine}" NAAPDB_REQUIRE_ENGINE=1
 fi
 exec venv/bin/python -m pytest "$@"

@@ -13,6 +13,7 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
+from naapdb import tlsprobe
 from tests import harness
 from tests.pgserver import (
     DEFAULT_VERSION,
@@ -74,6 +75,17 @@ def _no_foreign_side_effects(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
     monkeypatch.setattr(psycopg.Connection, "connect", classmethod(guarded_connect))
     monkeypatch.setattr(psycopg, "connect", psycopg.Connection.connect)
+    real_offers_tls = tlsprobe.offers_tls
+
+    def guarded_offers_tls(host: str, port: int, timeout: float) -> bool | None:
+        if host not in ("127.0.0.1", "localhost") or port not in _OUR_PORTS:
+            raise AssertionError(
+                f"test asked {host}:{port}, a server the suite did not start, whether it "
+                "offers TLS; patch naapdb.tlsprobe.offers_tls to answer for it"
+            )
+        return real_offers_tls(host, port, timeout)
+
+    monkeypatch.setattr(tlsprobe, "offers_tls", guarded_offers_tls)
     yield
 
 

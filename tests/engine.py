@@ -1,7 +1,12 @@
 """The real Pulumi engine for the integration suite: the CLI, language host
 and plugins that scripts/build-engine.sh builds from Go modules, and a copy
 of the project driven through that CLI on a stack whose server is a
-PostgreSQL the suite started (`external`)."""
+PostgreSQL the suite started (`external`).
+
+A copy has no venv, as a fresh clone has none: its first `pulumi up` (or
+`pulumi install`) creates one from requirements.txt through the language
+host, exactly as for a user, with pip pointed at a folder of wheels packed
+from the test venv (tests/wheelhouse.py) instead of an index."""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,13 +24,24 @@ import yaml
 from naapdb import names
 from naapdb.stackfiles import find_project_root
 from tests.pgserver import PgServer
+from tests.wheelhouse import wheelhouse
 
 ROOT = find_project_root()
 STACK = "integration"
 PASSPHRASE = "naap-db integration test passphrase"
 BUILD_SCRIPT = "scripts/build-engine.sh"
-# What `pulumi up` needs of the checkout: the project, the program and what it reads.
-PROJECT_ENTRIES = ("Pulumi.yaml", "__main__.py", "components", "naapdb", "migrations", "policy")
+# What `pulumi up` needs of the checkout: the project, the program, what it
+# reads, the requirements its venv is made from, and the ops command line.
+PROJECT_ENTRIES = (
+    "Pulumi.yaml",
+    "__main__.py",
+    "requirements.txt",
+    "components",
+    "naapdb",
+    "migrations",
+    "policy",
+    "bin",
+)
 # A `pulumi up` of ~110 resources takes well under a minute here; a hung
 # operation fails the test instead of the CI run.
 OPERATION_TIMEOUT = 600
@@ -134,46 +151,68 @@ class Project:
         )
 
 
-def copy_project(source_root: Path, path: Path) -> None:
-    """The project's files (code, catalogue, migrations, policy) from
-    `source_root` into `path`, over what is there; stack files and state stay."""
+def copy_project(destination: Path, source: Path = ROOT) -> Path:
+    """The project of the checkout `source` (another revision's, to deploy
+    what it deployed) as a fresh clone has it: no venv. Over a copy already
+    there, its files are replaced; its venv, stack file and state stay."""
+    destination.mkdir(parents=True, exist_ok=True)
     for entry in PROJECT_ENTRIES:
-        source, target = source_root / entry, path / entry
-        if source.is_dir():
-            if target.is_dir():
-                shutil.rmtree(target)
-            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "venv"))
-        else:
-            shutil.copy2(source, target)
+        origin, target = source / entry, destination / entry
+        if origin.is_dir():
+            kept = target / "venv"
+            if kept.exists():
+                kept.rename(destination / f".{entry}-venv")
+            shutil.rmtree(target, ignore_errors=True)
+            shutil.copytree(origin, target, ignore=shutil.ignore_patterns("__pycache__", "venv"))
+            if (destination / f".{entry}-venv").exists():
+                (destination / f".{entry}-venv").rename(kept)
+        elif origin.exists():
+            shutil.copy2(origin, target)
+    return destination
 
 
-def make_project(destination: Path, server: PgServer, venv: Path, source: Path = ROOT) -> Project:
-    """The project as a user has it (its venv linked in, as `pulumi up`
-    would have created it), state in a file backend under `destination`,
-    and an `integration` stack on `server`; `source`: the checkout to copy
-    (another revision's, to deploy what it deployed)."""
-    path = destination / "project"
-    path.mkdir(parents=True)
-    copy_project(source, path)
-    (path / "venv").symlink_to(venv)
-    (path / "policy" / "venv").symlink_to(venv)
-    state = destination / "state"
-    state.mkdir()
-    bin_dir = engine_dir() / "bin"
+def engine_environment(state: Path) -> dict[str, str]:
+    """The environment a user has after the build script's one line (the
+    engine's CLI first on PATH, its PULUMI_HOME, no plugin download), with
+    state in a file backend at `state`, and pip installing from the folder
+    of wheels (PIP_NO_INDEX, PIP_FIND_LINKS: pip's own environment options)
+    into venvs made by this interpreter's Python (PULUMI_PYTHON_CMD), whose
+    binary wheels the folder holds."""
+    state.mkdir(parents=True, exist_ok=True)
     environment = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith(("PULUMI_", "PG", "DATABASE_URL", "AWS_"))
+        if not key.startswith(("PULUMI_", "PG", "DATABASE_URL", "AWS_", "PIP_", "VIRTUAL_ENV"))
     }
+    wheels = wheelhouse([ROOT / "requirements.txt", ROOT / "policy" / "requirements.txt"])
     environment.update(
-        PATH=os.pathsep.join([str(bin_dir), environment.get("PATH", "")]),
+        PATH=os.pathsep.join([str(engine_dir() / "bin"), environment.get("PATH", "")]),
         PULUMI_HOME=str(engine_dir() / "home"),
-        PULUMI_BACKEND_URL=state.as_uri(),
-        PULUMI_CONFIG_PASSPHRASE=PASSPHRASE,
-        PULUMI_SKIP_UPDATE_CHECK="true",
         PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION="true",
+        PULUMI_BACKEND_URL=state.as_uri(),
+        PULUMI_SKIP_UPDATE_CHECK="true",
         PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK="true",
+        PULUMI_PYTHON_CMD=str(Path(sys._base_executable)),  # type: ignore[attr-defined]
+        PIP_NO_INDEX="1",
+        PIP_FIND_LINKS=str(wheels),
+        PIP_DISABLE_PIP_VERSION_CHECK="1",
     )
+    return environment
+
+
+def make_project(
+    destination: Path, server: PgServer, venv: Path | None = None, source: Path = ROOT
+) -> Project:
+    """The project as a fresh clone has it (no venv: the first `pulumi up`
+    creates it; `venv` links one in instead, for the benchmarks), state in a
+    file backend under `destination`, and an `integration` stack on `server`;
+    `source`: the checkout to copy."""
+    path = copy_project(destination / "project", source)
+    if venv is not None:
+        (path / "venv").symlink_to(venv)
+        (path / "policy" / "venv").symlink_to(venv)
+    environment = engine_environment(destination / "state")
+    environment["PULUMI_CONFIG_PASSPHRASE"] = PASSPHRASE
     project = Project(path, server, environment)
     project.pulumi("stack", "init", "--secrets-provider", "passphrase")
     project.pulumi(

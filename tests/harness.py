@@ -16,6 +16,7 @@ import copy
 import gc
 import json
 import runpy
+import signal
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -396,9 +397,10 @@ def run_program(
     mocks.set_mocks(recording_mocks, project=project, stack=stack, preview=preview, monitor=monitor)
     error: BaseException | None = None
     sys.path.insert(0, str(ROOT))
-    # The program tunes the garbage collector for its own (one-shot) process;
-    # the test session gets its own setting back afterwards.
+    # The program tunes the garbage collector and its SIGINT for its own
+    # (one-shot) process; the test session gets its own back afterwards.
     collecting = gc.isenabled()
+    interrupt = signal.getsignal(signal.SIGINT)
     try:
         _sync_await(
             pulumi.runtime.stack.run_pulumi_func(
@@ -410,6 +412,7 @@ def run_program(
         error = caught
     finally:
         sys.path.remove(str(ROOT))
+        signal.signal(signal.SIGINT, interrupt)
         # Re-enabling makes the next allocation scan every object the run
         # left behind; a one-shot process (the benchmark's, like the real
         # program's) just exits instead.

@@ -4,9 +4,11 @@ project whose `integration` stack runs on a PostgreSQL the suite started
 (server kind `external`, a file backend, passphrase secrets).
 
 The tests share one deployment and run in file order, each starting from
-what the previous one left: up from empty, drift repaired, a plugin in and
-out, an epoch bump, a failing migration, the policy pack, destroy. Where the
-engine is not built (no Go), every test skips saying how to build it.
+what the previous one left: a TLS mismatch refused, up from empty (the
+language host creating the venv), drift repaired, a plugin in and out, a
+manual push, an epoch bump, a failing migration, the policy pack, destroy.
+Where the engine is not built (no Go), every test skips saying how to build
+it. tests/test_external_walkthrough.py runs docs/external.md the same way.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -63,7 +64,7 @@ def project(
     # Every statement the provider sends is logged: no password may be in one.
     for statement in ("ALTER SYSTEM SET log_statement = 'all'", "SELECT pg_reload_conf()"):
         server.execute(statement, dbname="postgres")
-    yield make_project(tmp_path_factory.mktemp("engine"), server, Path(sys.prefix))
+    yield make_project(tmp_path_factory.mktemp("engine"), server)
     server.stop()
 
 
@@ -94,8 +95,47 @@ def _ledger(server: PgServer) -> set[tuple[str, int]]:
     return {(str(schema), int(version)) for schema, version in rows}
 
 
+def assert_no_traceback(result: subprocess.CompletedProcess[str]) -> None:
+    """Trap: a one-line error used to be followed by ~110 lines of gRPC
+    traceback (the engine's SIGINT landing in the SDK's last RPC)."""
+    printed = result.stdout + result.stderr
+    for noise in ("Traceback", "KeyboardInterrupt", "_InactiveRpcError"):
+        assert noise not in printed, printed[-4000:]
+
+
+def test_a_first_preview_creates_the_venv_from_requirements(project: Project) -> None:
+    """No venv in the copy: the language host creates it on the first
+    `pulumi preview`, as `pulumi up` and `pulumi install` do."""
+    assert not (project.path / "venv").exists()
+    result = project.preview()
+    assert "Creating virtual environment" in result.stdout
+    venv = project.path / "venv"
+    assert not venv.is_symlink() and (venv / "pyvenv.cfg").is_file()
+
+
+def test_a_tls_mismatch_stops_up_in_one_line_before_anything_is_created(project: Project) -> None:
+    """Trap: the default `sslmode: require` against a server without TLS used
+    to fail part-way ("15 created, 3 errored", the provider's raw "pq: SSL is
+    not enabled on the server")."""
+    project.pulumi("config", "set", "--path", "naap-db:server.sslmode", "require")
+    try:
+        result = project.pulumi("up", "--yes", "--skip-preview", check=False)
+    finally:
+        project.pulumi("config", "set", "--path", "naap-db:server.sslmode", "disable")
+    assert result.returncode != 0
+    printed = result.stdout + result.stderr
+    assert "error: naap-db:server.sslmode: 'require' needs TLS, but the server at " in printed
+    assert "SSL is not enabled" not in printed
+    assert_no_traceback(result)
+    assert [urn for urn in project.resource_urns() if "postgresql" in urn] == []
+
+
 def test_up_from_empty_verifies_pushes_isolates_and_is_idempotent(deployed: Project) -> None:
     server = deployed.server
+    # The language host made the venv from requirements.txt (no link, no copy).
+    venv = deployed.path / "venv"
+    assert not venv.is_symlink() and (venv / "bin" / "python").is_file()
+    assert (venv / "pyvenv.cfg").is_file()
     settings = load_stack_settings(STACK, deployed.path)
     urls = deployed.connection_urls()
     assert set(urls) == {role.name for role in settings.plan.first_logins}
@@ -121,6 +161,34 @@ def test_up_from_empty_verifies_pushes_isolates_and_is_idempotent(deployed: Proj
     deployed.preview("--expect-no-changes")
     deployed.up()
     assert _changed(deployed.last_update_changes()) == {}
+
+
+def venv_plugins(venv: Path) -> set[tuple[str, str]]:
+    """(name, version) of every resource plugin a Pulumi SDK installed in
+    `venv` names in its pulumi-plugin.json."""
+    found = set()
+    for manifest in venv.glob("lib/python*/site-packages/pulumi*/pulumi-plugin.json"):
+        data = json.loads(manifest.read_text())
+        if data.get("resource"):
+            found.add((data["name"], data["version"]))
+    return found
+
+
+def test_about_names_python_and_the_plugins_the_sdks_name(deployed: Project) -> None:
+    """`pulumi about` through the built engine: the language host's About
+    (runtime), GetProgramDependencies (dependencies) and GetRequiredPackages
+    (plugins), which must be exactly the SDKs' pulumi-plugin.json files."""
+    about = json.loads(deployed.pulumi("about", "--json").stdout)
+    venv = deployed.path / "venv"
+    assert about["runtime"]["language"] == "python"
+    assert about["runtime"]["executable"] == str(venv / "bin" / "python")
+    assert about["runtime"]["version"].startswith("3.11.")
+    assert about["runtime"]["toolchain"] == "Pip"
+    dependencies = {d["name"]: d["version"] for d in about["dependencies"]}
+    assert {"pulumi-postgresql", "pulumi-random", "pulumi-command"} <= set(dependencies)
+    reported = {(p["name"], p["version"]) for p in about["plugins"] if p["kind"] == "resource"}
+    assert reported == venv_plugins(venv)
+    assert {name for name, _ in reported} == {"aws", "command", "docker", "postgresql", "random"}
 
 
 def test_drift_shows_in_a_refreshing_preview_and_up_repairs_it(deployed: Project) -> None:
@@ -182,6 +250,55 @@ def test_a_plugin_joins_then_leaves_the_catalogue(deployed: Project) -> None:
     assert kept == (1,)
 
 
+def test_after_a_manual_push_the_hook_runs_once_more_and_changes_nothing(
+    deployed: Project,
+) -> None:
+    """docs/push.md: a push run by hand applies a new file; `pulumi preview
+    --expect-no-changes` then still fails, because the hook's trigger (the
+    files' hash) changed. The next `pulumi up` replaces the hook, whose push
+    finds nothing to apply, and then the stack is quiet."""
+    server = deployed.server
+    migration = deployed.path / "migrations" / "plugin_community" / "0003_by_hand.sql"
+    migration.write_text('CREATE TABLE plugin_community."ByHand" (id int);\n')
+    url = deployed.connection_urls()[names.MIGRATOR]
+    pushed = deployed.naapdb("push", "--stack", STACK, url=url)
+    assert pushed.returncode == 0, pushed.stdout + pushed.stderr
+    ledger = _ledger(server)
+    assert ("plugin_community", 3) in ledger
+
+    quiet = deployed.preview("--expect-no-changes", check=False)
+    assert quiet.returncode != 0
+    changed = [s for s in deployed.preview_steps() if s["op"] not in UNCHANGED]
+    assert changed and all(s["urn"].endswith("::naap-push-command") for s in changed), changed
+
+    deployed.up()
+    assert _changed(deployed.last_update_changes()) == {"replace": 1}
+    assert _ledger(server) == ledger
+    deployed.preview("--expect-no-changes")
+
+
+def test_what_pulumi_drops_from_the_stack_file_stops_preview_in_one_line(
+    deployed: Project,
+) -> None:
+    """Traps: a top-level `confg:` made the CLI drop the whole stack config
+    (and fall back to `kind: container`), `naapdb:limits:` left every limit
+    at its default."""
+    stack_file = deployed.path / f"Pulumi.{STACK}.yaml"
+    original = stack_file.read_text()
+    for typo, key in (
+        (original.replace("\nconfig:\n", "\nconfg:\n"), "confg"),
+        (original + "  naapdb:limits:\n    plugins: {connections: 6}\n", "naapdb:limits"),
+    ):
+        stack_file.write_text(typo)
+        try:
+            result = deployed.preview(check=False)
+        finally:
+            stack_file.write_text(original)
+        assert result.returncode != 0
+        assert f"error: {stack_file}: {key}: " in result.stdout, result.stdout[-3000:]
+        assert_no_traceback(result)
+
+
 def test_an_epoch_bump_changes_exactly_one_password(deployed: Project) -> None:
     before = deployed.connection_urls()
     deployed.pulumi("config", "set", "--path", f"naap-db:credentials.epochs.{BUMPED_ROLE}", "1")
@@ -209,9 +326,10 @@ def test_a_failing_migration_fails_up_naming_the_file_and_applies_nothing(
     server = deployed.server
     bad = deployed.path / "migrations" / "plugin_wallet" / "0002_broken.sql"
     bad.write_text('CREATE TABLE plugin_wallet."Half" (id int);\nSELECT * FROM no_such_table;\n')
-    result = deployed.pulumi("up", "--yes", "--skip-preview", check=False)
+    result = deployed.pulumi("up", "--yes", check=False)
     assert result.returncode != 0
     assert "0002_broken.sql" in result.stdout + result.stderr, result.stdout[-4000:]
+    assert_no_traceback(result)
     with server.connect() as admin:
         half = admin.execute("""SELECT to_regclass('plugin_wallet."Half"')""").fetchone()
     assert half == (None,)
@@ -247,6 +365,18 @@ def test_a_hostile_file_fails_up_naming_it_and_reaches_nothing(deployed: Project
 
 
 def test_the_policy_pack_passes_the_program_and_stops_a_superuser(deployed: Project) -> None:
+    # The pack's own venv, made as a user makes it (`pulumi install` in the
+    # pack's directory: the language host's InstallDependencies).
+    installed = subprocess.run(
+        ["pulumi", "install"],
+        cwd=deployed.path / "policy",
+        env=deployed.environment,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert installed.returncode == 0, installed.stdout[-3000:] + installed.stderr[-3000:]
+    assert (deployed.path / "policy" / "venv" / "bin" / "python").is_file()
     deployed.preview("--policy-pack", "policy")
     main = deployed.path / "__main__.py"
     original = main.read_text()
@@ -402,7 +532,7 @@ def test_a_deployment_of_the_shared_owner_model_moves_over_with_pulumi_up_alone(
     subprocess.run(["tar", "-x", "-C", str(legacy)], input=archive.stdout, check=True)
     server = pg_factories(ENGINE_POSTGRES).start()
     try:
-        project = make_project(workdir, server, Path(sys.prefix), source=legacy)
+        project = make_project(workdir, server, source=legacy)
         project.up()
         with server.connect() as admin:
             admin.execute(
@@ -416,7 +546,7 @@ def test_a_deployment_of_the_shared_owner_model_moves_over_with_pulumi_up_alone(
         assert owner == (names.OWNER,)
         before = _relations_and_rows(server)
 
-        copy_project(ROOT, project.path)
+        copy_project(project.path, ROOT)
         project.up()
         assert _relations_and_rows(server) == before
         with server.connect() as admin:

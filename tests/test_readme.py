@@ -1,15 +1,16 @@
-"""The README against the code, so the two cannot drift apart: every key of
-the settings schema has a row with its default, every command of the
-argument parser a row naming each option (its choices, its default), every
-environment variable the code reads a row; and the error examples are what
-the program prints for the mistake the text describes.
+"""The README and docs/reference.md against the code, so they cannot drift
+apart: every key of the settings schema has a row with its default, every
+command of the argument parser a row naming each option (its choices, its
+default), every environment variable the code reads a row; and the error
+examples are what the program prints for the mistake the text describes.
 
 The keys and options are derived from the code (the settings dataclasses,
 a probe of `parse_settings` for the top-level keys and any other section,
 the argparse parsers, the `*_VARIABLE` constants), so a key or option added
-later fails here until its README row is written. Rows live in tables that
-follow a marker comment: `<!-- keys: SECTION -->`, `<!-- commands -->`,
-`<!-- environment -->`."""
+later fails here until its row is written. Rows live in tables that follow
+a marker comment: `<!-- keys: SECTION -->`, `<!-- commands -->`,
+`<!-- environment -->`, in either file (the reference tables live in
+docs/reference.md, the README keeps what a newcomer needs first)."""
 
 from __future__ import annotations
 
@@ -32,7 +33,9 @@ from naapdb.errors import ConfigError
 from naapdb.stackfiles import read_raw_config
 
 ROOT = Path(__file__).resolve().parent.parent
-README = (ROOT / "README.md").read_text()
+# The README and the reference it sends readers to, checked as one text.
+DOCUMENTS = (ROOT / "README.md", ROOT / "docs" / "reference.md")
+README = "\n".join(path.read_text() for path in DOCUMENTS)
 MARKER = re.compile(r"<!-- (keys: (?P<section>\S+)|commands|environment) -->")
 CODE = re.compile(r"`([^`]+)`")
 PROBE = "zzNoSuchKey"
@@ -57,7 +60,9 @@ def marked_tables(text: str = README) -> dict[str, list[list[str]]]:
             if not row.startswith("|"):
                 break
             rows.append([cell.strip() for cell in re.split(r"(?<!\\)\|", row.strip()[1:-1])])
-        assert name not in tables, f"README: marker <!-- {match.group(1)} --> appears twice"
+        assert name not in tables, (
+            f"README/docs/reference.md: marker <!-- {match.group(1)} --> appears twice"
+        )
         tables[name] = rows[2:]
     return tables
 
@@ -73,7 +78,7 @@ def first_code(cell: str) -> str:
 
 def rows_by_key(section: str) -> dict[str, list[str]]:
     assert section in TABLES, (
-        f"README has no table for the settings section {section!r}: add "
+        f"docs/reference.md has no table for the settings section {section!r}: add "
         f"<!-- keys: {section} --> and a table | key | default | meaning |"
     )
     return {first_code(row[0]): row for row in TABLES[section]}
@@ -207,7 +212,7 @@ def subcommands() -> dict[str, argparse.ArgumentParser]:
 
 
 def command_rows() -> dict[str, list[str]]:
-    assert "commands" in TABLES, "README has no <!-- commands --> table"
+    assert "commands" in TABLES, "docs/reference.md has no <!-- commands --> table"
     return {first_code(row[0]).split()[0]: row for row in TABLES["commands"]}
 
 
@@ -275,7 +280,7 @@ def variables_read_by_the_code() -> set[str]:
 
 
 def test_every_environment_variable_has_a_row() -> None:
-    assert "environment" in TABLES, "README has no <!-- environment --> table"
+    assert "environment" in TABLES, "docs/reference.md has no <!-- environment --> table"
     documented = {first_code(row[0]) for row in TABLES["environment"]}
     assert documented == variables_read_by_the_code()
 
@@ -284,7 +289,7 @@ def test_every_environment_variable_has_a_row() -> None:
 
 
 def example(prefix: str) -> str:
-    """The README's ```text example that starts with `prefix`."""
+    """The ```text example of the README or docs/reference.md that starts with `prefix`."""
     blocks = re.findall(r"```text\n(.*?)```", README, flags=re.DOTALL)
     (block,) = [block.strip() for block in blocks if block.startswith(prefix)]
     return block
@@ -321,3 +326,33 @@ def test_the_bad_image_example_is_what_plan_prints(
     stack_file = project / "Pulumi.dev.yaml"
     stack_file.write_text(stack_file.read_text().replace("postgres:16 ", "postgres:latest "))
     assert plan_error(project, capsys) == example("error: naap-db:server.image")
+
+
+def test_the_readme_is_read_in_five_minutes() -> None:
+    """A newcomer's README: under 250 lines, the reference tables elsewhere."""
+    readme = (ROOT / "README.md").read_text()
+    assert len(readme.splitlines()) < 250
+    assert "<!-- keys:" not in readme and "<!-- commands -->" not in readme
+    for heading in ("## The two commands", "## Bring up dev", "## Add a plugin"):
+        assert heading in readme
+    for document in re.findall(r"\]\((docs/[a-z]+\.md)", readme):
+        assert (ROOT / document).is_file(), document
+
+
+def test_the_readme_example_plugin_fits_devs_budget_with_room(tmp_path: Path) -> None:
+    """Trap: the README's per-plugin example (`limits: {connections: 10}`)
+    used to take dev's whole budget, so the next plugin was refused. It fits
+    with the access model's one migrator login per plugin (connection limit 1
+    each, issue 20) and another plugin with the default limits after it."""
+    from naapdb.stackfiles import load_stack_settings
+
+    (block,) = [b for b in re.findall(r"```yaml\n(.*?)```", README, re.S) if "invoices" in b]
+    entry = yaml.safe_load(block)[0]
+    project = project_copy(tmp_path)
+    document = yaml.safe_load((project / "Pulumi.yaml").read_text())
+    entries = document["config"]["naap-db:plugins"]["value"]
+    entries += [entry, {"plugin": "next", "schema": "plugin_next", "reads": ["public"]}]
+    (project / "Pulumi.yaml").write_text(yaml.safe_dump(document))
+    budget = load_stack_settings("dev", project).budget
+    per_plugin_migrators = len(entries)
+    assert budget.total + per_plugin_migrators <= budget.ceiling.available, budget

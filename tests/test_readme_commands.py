@@ -127,9 +127,10 @@ def commands(text: str) -> list[Command]:
 README_COMMANDS = commands(README.read_text())
 
 
-@pytest.fixture(scope="module")
-def clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A fresh clone of HEAD, with `venv` linked to this interpreter's."""
+def fresh_clone(target: Path) -> Path:
+    """A clone of this checkout's HEAD at `target`, plus the uncommitted
+    changes to tracked files (a README being edited is tested as it
+    stands); a file git does not track is missing there, as for anyone."""
     if shutil.which("git") is None:
         pytest.skip("no git on this machine: nothing to clone with")
     found = subprocess.run(
@@ -138,16 +139,20 @@ def clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if found.returncode:
         pytest.skip("not a git checkout: nothing to clone")
     head = found.stdout.strip()
-    target = tmp_path_factory.mktemp("fresh") / "naap-db"
     subprocess.run(["git", "clone", "-q", "--no-checkout", str(ROOT), str(target)], check=True)
     subprocess.run(["git", "-C", str(target), "checkout", "-q", head], check=True)
-    # Changes not yet committed to tracked files come along (a README being
-    # edited is tested as it stands); a file git does not track never does.
     changes = subprocess.run(
         ["git", "-C", str(ROOT), "diff", "HEAD", "--binary"], capture_output=True, check=True
     ).stdout
     if changes:
         subprocess.run(["git", "-C", str(target), "apply"], input=changes, check=True)
+    return target
+
+
+@pytest.fixture(scope="module")
+def clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh clone of HEAD, with `venv` linked to this interpreter's."""
+    target = fresh_clone(tmp_path_factory.mktemp("fresh") / "naap-db")
     link_venv(target / "venv")
     return target
 

@@ -4,8 +4,10 @@ role, from `pulumi stack output --json --show-secrets` on stdin:
     pulumi stack output --json --show-secrets | bin/naapdb dotenv --out .env
 
 Prints the line (or writes FILE, created with mode 0600 and nothing wider
-at any moment) and nothing else. Exit 2 with one line on bad input, which
-never quotes a connection string.
+at any moment) and nothing else. An existing FILE keeps its other lines:
+only the lines this command writes are replaced (or added), so `--out .env`
+after a rotation never drops the variables a developer keeps beside it. Exit
+2 with one line on bad input, which never quotes a connection string.
 
 With a pooler (stack output `pooler`), an application login's URL goes
 through it: a `#` comment line above it, and the same note on stderr, say
@@ -30,6 +32,7 @@ POOLER_OUTPUT = "pooler"
 DIRECT_OUTPUT = "direct_urls"
 SHOW_SECRETS = "pulumi stack output --json --show-secrets"
 FILE_MODE = 0o600
+VARIABLE = "DATABASE_URL"
 
 
 class DotenvError(ValueError):
@@ -65,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         if read_url:
             line += f"DATABASE_READ_URL={read_url}\n"
         if args.out:
-            write_private(args.out, line)
+            write_private(args.out, merged(read_existing(args.out), line))
         else:
             sys.stdout.write(line)
     except DotenvError as error:
@@ -140,6 +143,48 @@ def pick_role(urls: Mapping[str, str], role: str) -> tuple[str, str | None]:
             f"current login from its Secrets Manager secret (stack output secret_arns)."
         )
     raise DotenvError(f"no login role {role!r} in {OUTPUT}; known: {', '.join(sorted(urls))}")
+
+
+def read_existing(path: str) -> str:
+    """The text of `path` if it exists (never through a symlink), else ""."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except FileNotFoundError:
+        return ""
+    except OSError as error:
+        raise DotenvError(f"cannot write {path}: {error.strerror}") from None
+    with os.fdopen(descriptor, encoding="utf-8", errors="replace") as existing:
+        return existing.read()
+
+
+# The lines this command writes: what a new run replaces in an existing file.
+OWN_VARIABLES = (VARIABLE, "DATABASE_READ_URL")
+POOLING_COMMENT = f"# {VARIABLE} goes through the "
+
+
+def merged(existing: str, block: str) -> str:
+    """`existing` with the lines this command writes (its variables, plain or
+    `export`ed, and its pooling note) replaced by `block` where the first of
+    them was, or `block` added at the end; every other line kept."""
+    lines = existing.splitlines(keepends=True)
+    if lines and not lines[-1].endswith("\n"):
+        lines[-1] += "\n"
+    result: list[str] = []
+    placed = False
+    for old in lines:
+        if not _written_here(old):
+            result.append(old)
+        elif not placed:
+            result.append(block)
+            placed = True
+    return "".join(result if placed else [*result, block])
+
+
+def _written_here(text: str) -> bool:
+    if text.startswith(POOLING_COMMENT):
+        return True
+    assignment = text.lstrip().removeprefix("export ").lstrip()
+    return any(assignment.startswith(f"{name}=") for name in OWN_VARIABLES)
 
 
 def write_private(path: str, text: str) -> None:

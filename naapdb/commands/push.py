@@ -134,6 +134,7 @@ def _sql(
                 catalog,
                 connect_schema=connect_schema,
                 dry_run=dry_run,
+                stack=stack,
                 on_applied=_print_applied,
                 on_wait=lambda: print(
                     "another push holds the lock; waiting for it", file=sys.stderr, flush=True

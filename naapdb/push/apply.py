@@ -74,15 +74,17 @@ def push(
     dry_run: bool = False,
     on_applied: Callable[[Applied], None] | None = None,
     on_wait: Callable[[], None] | None = None,
+    stack: str | None = None,
 ) -> PushResult:
     """Apply what the ledger lacks, under the push lock. `connection` is the
     orchestrator's (autocommit); `connect_schema` opens a schema's push
-    login's. A dry run takes no lock, opens no other login, changes nothing."""
+    login's. A dry run takes no lock, opens no other login, changes nothing.
+    `stack` names the stack in the way back a refusal gives."""
     counter = [0]
     session = _Session(connection, counter)
     if not dry_run:
         _lock(session, on_wait)
-    rows = _read_ledger(session)
+    rows = _read_ledger(session, stack)
     todo = pending(migrations, rows or (), catalog)
     if dry_run or not todo:
         return PushResult((), todo, counter[0], dry_run)
@@ -160,7 +162,7 @@ def _lock(session: _Session, on_wait: Callable[[], None] | None) -> None:
     session.execute("SELECT pg_catalog.pg_advisory_lock(%s)", (LOCK_KEY,))
 
 
-def _read_ledger(session: _Session) -> list[LedgerEntry] | None:
+def _read_ledger(session: _Session, stack: str | None = None) -> list[LedgerEntry] | None:
     """The ledger in one query, or None when no push has created it yet."""
     import psycopg
 
@@ -175,8 +177,8 @@ def _read_ledger(session: _Session) -> list[LedgerEntry] | None:
             raise PushError(
                 f"cannot read {ledger.LEDGER}: it is owned by {owner}, not {names.OWNER} "
                 "(`pulumi destroy` hands the objects it keeps to the server's admin); "
-                "`pulumi up` hands them back, or run `bin/naapdb adopt --stack STACK` as the "
-                "admin"
+                "`pulumi up` hands them back, or run "
+                f"`bin/naapdb adopt --stack {stack or 'STACK'}` as the admin"
             ) from None
         raise PushError(
             f"cannot read {ledger.LEDGER}: DATABASE_URL's role is not the migrator; "

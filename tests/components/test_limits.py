@@ -90,8 +90,10 @@ def test_the_admin_pool_is_the_budgets_admin_share(runs: dict[str, Run], stack: 
 
 
 def test_the_container_runs_with_the_ceiling_it_was_budgeted_for(runs: dict[str, Run]) -> None:
-    # dev's own ceiling (Pulumi.dev.yaml: maxConnections 200)
+    # dev's own ceiling (Pulumi.dev.yaml): room for the README's example plugin and more
     assert runs["dev"].one(CONTAINER).inputs["command"] == ["postgres", "-c", "max_connections=200"]
+    run = harness.run_program("dev", {"naap-db:limits": {}})
+    assert "command" not in run.one(CONTAINER).inputs  # PostgreSQL's default, 100
     run = harness.run_program(
         "dev",
         {"naap-db:limits": {"maxConnections": 300, "plugins": {"connections": 20}}},

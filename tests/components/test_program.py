@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from naapdb import tlsprobe
 from tests.harness import Run
 
 EXTERNAL = {
@@ -53,7 +54,8 @@ def test_bad_config_registers_nothing(run_stack: Any) -> None:
     assert run.resources == []
 
 
-def test_overrides_reach_the_program(run_stack: Any) -> None:
+def test_overrides_reach_the_program(run_stack: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tlsprobe, "offers_tls", lambda host, port, timeout: True)
     catalogue = [
         {"plugin": "base", "schema": "public"},
         {"plugin": "shop", "schema": "plugin_shop"},
@@ -161,3 +163,32 @@ def test_the_sdks_dependency_cycle_check_grows_linearly(
     steps = [later - earlier for earlier, later in itertools.pairwise(counts.values())]
     print(f"\n{stack}: resources the SDK's cycle check walks: {counts}, per 10 plugins {steps}")
     assert len(set(steps)) == 1, counts
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "key"),
+    [
+        ("\nconfig:\n", "\nconfg:\n", "confg"),
+        ("  naap-db:limits:", "  naapdb:limits:", "naapdb:limits"),
+    ],
+)
+def test_the_program_refuses_what_the_engine_drops_from_the_stack_file(
+    run_stack: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    before: str,
+    after: str,
+    key: str,
+) -> None:
+    """The engine never passes an unknown top-level key or a near-miss
+    namespace on, so the program reads the stack file itself: `pulumi
+    preview` stops with naapdb plan's line instead of running on defaults."""
+    root = Path(__file__).resolve().parents[2]
+    for name in ("Pulumi.yaml", "Pulumi.dev.yaml"):
+        (tmp_path / name).write_text((root / name).read_text())
+    stack_file = tmp_path / "Pulumi.dev.yaml"
+    stack_file.write_text(stack_file.read_text().replace(before, after))
+    monkeypatch.chdir(tmp_path)
+    run: Run = run_stack("dev", preview=True, raise_errors=False)
+    assert str(run.error).startswith(f"{stack_file}: {key}: ")
+    assert run.resources == []

@@ -16,7 +16,7 @@ from typing import Any
 import pulumi
 import pytest
 
-from naapdb import scram
+from naapdb import scram, tlsprobe
 from tests import harness
 from tests.harness import FAKE_SECRET, Resource, Run
 
@@ -50,6 +50,9 @@ def run_server(
     stack: str,
     overrides: Mapping[str, Any] | None = None,
     call_handlers: Mapping[str, harness.CallHandler] | None = None,
+    *,
+    preview: bool = False,
+    raise_errors: bool = True,
 ) -> Run:
     """Build only `DatabaseServer` for `stack` under the harness's mocks and
     export its attributes as stack outputs."""
@@ -70,7 +73,14 @@ def run_server(
             pulumi.export("security_group_id", server.security_group_id)
             pulumi.export("client_security_group_id", server.client_security_group_id)
 
-    return harness.run_program(stack, overrides, call_handlers=call_handlers, program=program)
+    return harness.run_program(
+        stack,
+        overrides,
+        call_handlers=call_handlers,
+        program=program,
+        preview=preview,
+        raise_errors=raise_errors,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -477,8 +487,23 @@ def test_prod_creates_no_container(prod: Run) -> None:
 # external
 
 
-def test_external_creates_nothing_and_connects_from_config() -> None:
+def tls_answer(monkeypatch: pytest.MonkeyPatch, offered: bool | None) -> list[tuple[str, int]]:
+    """The server's answer to the TLS probe (naapdb/tlsprobe.py); returns the
+    (host, port) pairs asked."""
+    asked: list[tuple[str, int]] = []
+
+    def offers_tls(host: str, port: int, timeout: float) -> bool | None:
+        asked.append((host, port))
+        return offered
+
+    monkeypatch.setattr(tlsprobe, "offers_tls", offers_tls)
+    return asked
+
+
+def test_external_creates_nothing_and_connects_from_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    asked = tls_answer(monkeypatch, True)
     run = run_server("dev", EXTERNAL)
+    assert asked == [("db.example.com", 6432)]
     assert [r.type for r in run.resources if r.custom] == [PROVIDER]
     provider = run.one(PROVIDER)
     assert provider.inputs["host"] == "db.example.com"
@@ -490,6 +515,46 @@ def test_external_creates_nothing_and_connects_from_config() -> None:
     assert provider.dependencies == []
     assert run.outputs["identity"] == "db.example.com:6432/naap"
     assert "admin_password" in run.secret_outputs
+
+
+@pytest.mark.parametrize("sslmode", ["require", "verify-ca", "verify-full"])
+def test_an_update_refuses_an_sslmode_the_server_cannot_meet_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, sslmode: str
+) -> None:
+    """Trap: the default `require` against a server without TLS used to fail
+    part-way with the provider's raw "pq: SSL is not enabled on the server"."""
+    tls_answer(monkeypatch, False)
+    server = {**EXTERNAL["naap-db:server"], "sslmode": sslmode}
+    run = run_server("dev", {**EXTERNAL, "naap-db:server": server}, raise_errors=False)
+    assert isinstance(run.error, pulumi.RunError)
+    message = str(run.error)
+    assert message.startswith(f"naap-db:server.sslmode: {sslmode!r} needs TLS, but the server at ")
+    assert "db.example.com:6432 does not offer it" in message
+    assert "pulumi config set --stack dev --path naap-db:server.sslmode disable" in message
+    assert "\n" not in message
+    assert [r for r in run.resources if r.custom] == []
+
+
+@pytest.mark.parametrize(
+    ("sslmode", "offered", "preview"),
+    [
+        ("disable", False, False),  # no TLS wanted
+        ("prefer", False, False),  # libpq falls back to plain
+        ("require", True, False),  # offered
+        ("require", None, False),  # unreachable: the provider says why
+        ("require", False, True),  # a preview connects to nothing
+    ],
+)
+def test_the_tls_probe_lets_through_what_libpq_would(
+    monkeypatch: pytest.MonkeyPatch, sslmode: str, offered: bool | None, preview: bool
+) -> None:
+    asked = tls_answer(monkeypatch, offered)
+    server = {**EXTERNAL["naap-db:server"], "sslmode": sslmode}
+    run = run_server("dev", {**EXTERNAL, "naap-db:server": server}, preview=preview)
+    assert run.outputs["sslmode"] == sslmode
+    assert asked == (
+        [] if preview or sslmode in ("disable", "prefer") else [("db.example.com", 6432)]
+    )
 
 
 # The whole program (`__main__.py`).

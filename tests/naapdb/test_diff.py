@@ -204,6 +204,42 @@ def test_a_bad_ref_is_one_line_exit_2(repo: Path, capsys: pytest.CaptureFixture[
     assert code == 2 and err.count("\n") == 1
 
 
+@pytest.mark.parametrize(
+    ("ref", "advice"),
+    [
+        # Trap: both used to suggest `git fetch origin HEAD~200`.
+        ("HEAD~200", "it goes back further than the 1 commits HEAD has; name a nearer one"),
+        ("mian", "did you mean main?"),
+    ],
+)
+def test_a_ref_git_cannot_find_gets_advice_that_fits_it(
+    repo: Path, capsys: pytest.CaptureFixture[str], ref: str, advice: str
+) -> None:
+    code, out, err = run_diff(repo, capsys, "--stack", "dev", "--base", ref)
+    assert (code, out) == (2, "")
+    assert err == f"error: --base {ref}: is not a commit in {repo}; {advice}\n"
+
+
+def test_a_shallow_clone_is_told_to_deepen(
+    repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (repo / "README").write_text("second commit\n")
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "second")
+    shallow = tmp_path / "shallow"
+    git(tmp_path, "clone", "-q", "--depth", "1", repo.as_uri(), str(shallow))
+    code, _, err = run_diff(shallow, capsys, "--stack", "dev", "--base", "HEAD~1")
+    assert code == 2 and err.count("\n") == 1
+    assert err.endswith(
+        "it goes back further than this shallow clone's 1 commits of HEAD; deepen it first "
+        "(git fetch --unshallow)\n"
+    )
+    code, _, err = run_diff(shallow, capsys, "--stack", "dev", "--base", "release-1")
+    assert err.endswith(
+        "if it is a branch or tag of origin, fetch it first (git fetch origin release-1)\n"
+    )
+
+
 def test_a_stack_missing_at_ref_is_one_line_exit_2(
     repo: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -7,12 +7,15 @@ import io
 import json
 import os
 import stat
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from naapdb.__main__ import main
+
+ROOT = Path(__file__).resolve().parents[2]
 
 APP_URL = "postgresql://naap_app:Ab3dE6gH9jK2mN5pQ8sT1vW4yZ7bC0eF3hJ6kL9n@127.0.0.1:5432/naap?sslmode=disable"
 READONLY_URL = "postgresql://naap_readonly:Zy9xW8vU7tS6rQ5pO4nM3lK2jI1hG0fE9dC8bA7z@127.0.0.1:5432/naap?sslmode=disable"
@@ -108,14 +111,53 @@ def test_out_narrows_an_existing_file_before_writing(
     code, _, _ = run_dotenv(monkeypatch, capsys, json.dumps(DEV_OUTPUTS), "--out", str(target))
     monkeypatch.undo()
     assert code == 0
-    # Truncated on open, narrowed before the first byte of the secret lands.
-    assert events[:3] == [
+    # Read (never through a symlink), then truncated on open and narrowed
+    # before the first byte of the secret lands.
+    assert events[:4] == [
+        "open mode=0o777 creat=False nofollow=True",
         "open mode=0o600 creat=True nofollow=True",
         "fchmod 0o600 (file was 0o644, 0 bytes)",
         "write while 0o600",
     ]
-    assert target.read_text() == f"DATABASE_URL={APP_URL}\n"
+    assert target.read_text() == f"DATABASE_URL={APP_URL}\nOTHER=1\n"
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
+
+
+@pytest.mark.parametrize(
+    ("existing", "expected"),
+    [
+        ("A=1\nDATABASE_URL=old\nB=2\n", "A=1\nDATABASE_URL={url}\nB=2\n"),
+        ("A=1\nexport DATABASE_URL=old\nB=2", "A=1\nDATABASE_URL={url}\nB=2\n"),
+        ("A=1\nB=2", "A=1\nB=2\nDATABASE_URL={url}\n"),
+        ("DATABASE_URL=a\nX=1\nDATABASE_URL=b\n", "DATABASE_URL={url}\nX=1\n"),
+        (
+            "# comment\nDATABASE_URL_RO=keep\n",
+            "# comment\nDATABASE_URL_RO=keep\nDATABASE_URL={url}\n",
+        ),
+    ],
+)
+def test_out_replaces_only_the_url_line_of_an_existing_file(
+    monkeypatch: pytest.MonkeyPatch, capsys: Any, tmp_path: Path, existing: str, expected: str
+) -> None:
+    """Trap: `dotenv --out .env.verify` used to overwrite the whole file, the
+    other variables a developer keeps in it included."""
+    target = tmp_path / ".env"
+    target.write_text(existing)
+    code, out, err = run_dotenv(monkeypatch, capsys, json.dumps(DEV_OUTPUTS), "--out", str(target))
+    assert (code, out, err) == (0, "", "")
+    assert target.read_text() == expected.format(url=APP_URL)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+
+
+def test_the_files_dotenv_writes_are_ignored_by_git() -> None:
+    """docs/verify.md has you write `.env.verify`; .gitignore covers it and `.env`."""
+    ignored = subprocess.run(
+        ["git", "-C", str(ROOT), "check-ignore", ".env", ".env.verify", ".env.local"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert ignored.stdout.split() == [".env", ".env.verify", ".env.local"]
 
 
 def test_out_refuses_to_follow_a_symlink(

@@ -761,8 +761,9 @@ def test_a_ledger_handed_to_the_admin_is_named_with_the_way_back(
     the admin (what `pulumi up` runs), is all it takes."""
     assert push().code == 0
     database.server.execute(f"ALTER TABLE naap_meta.schema_migrations OWNER TO {SUPERUSER}")
-    outcome = push()
-    _assert_stopped(outcome, f"owned by {SUPERUSER}, not {names.OWNER}", "adopt --stack")
+    outcome = push(MIGRATIONS, "--stack", "dev")
+    # The way back names the stack.
+    _assert_stopped(outcome, f"owned by {SUPERUSER}, not {names.OWNER}", "adopt --stack dev")
     admin = database.server.url()
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("DATABASE_URL", admin)

@@ -146,6 +146,12 @@ def edit(path: Path, change: Any) -> None:
     path.write_text(yaml.safe_dump(document))
 
 
+def push_line(stack_file: Path) -> int:
+    """The line of the stack file's `naap-db:push` key, counted from 1."""
+    lines = stack_file.read_text().splitlines()
+    return next(n for n, line in enumerate(lines, 1) if line.startswith("  naap-db:push:"))
+
+
 def run_plan(project: Path, stack: str = "dev") -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "naapdb", "plan", "--stack", stack, "--project", str(project)],
@@ -211,12 +217,15 @@ def test_a_key_set_twice_in_a_stack_file_is_refused(tmp_path: Path) -> None:
     refuses the file, so `plan` must not judge a config `pulumi up` never runs."""
     project = copy_project(tmp_path)
     stack_file = project / "Pulumi.dev.yaml"
+    first = push_line(stack_file)
     stack_file.write_text(stack_file.read_text() + "  naap-db:push:\n    mode: off\n")
     result = run_plan(project)
     assert result.returncode == 2 and result.stdout == ""
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
-    assert lines[0].startswith(f"error: {stack_file}: key 'naap-db:push' is set twice (lines 13")
+    assert lines[0].startswith(
+        f"error: {stack_file}: key 'naap-db:push' is set twice (lines {first} and "
+    )
     assert lines[0].endswith("; keep one")
 
 
@@ -239,10 +248,11 @@ def test_a_key_set_twice_on_one_line_is_refused(tmp_path: Path) -> None:
         "  naap-db:push: {mode: sql, source: migrations, mode: off}\n",
     )
     stack_file.write_text(text)
+    line = push_line(stack_file)
     result = run_plan(project)
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.strip() == (
-        f"error: {stack_file}: key 'naap-db:push.mode' is set twice (on line 13); keep one"
+        f"error: {stack_file}: key 'naap-db:push.mode' is set twice (on line {line}); keep one"
     )
 
 
@@ -263,3 +273,70 @@ def test_a_key_set_twice_in_a_catalogue_entry_is_named_as_pulumi_names_it(
     assert result.returncode == 2 and result.stdout == ""
     assert "key 'naap-db:plugins[1].reads' is set twice (lines " in result.stderr
     assert result.stderr.count("\n") == 1
+
+
+def test_a_port_that_is_not_a_number_says_how_to_write_one() -> None:
+    """Trap: `port: "54x32"` used to give "is not a int" and no fix."""
+    error = refused(dev_raw(server={"kind": "container", "port": "54x32"}))
+    assert str(error) == (
+        "naap-db:server.port: '54x32' is not a whole number; write digits only, e.g. 5432"
+    )
+    error = refused(dev_raw(production="yes"))
+    assert str(error) == (
+        "naap-db:production: 'yes' is not true or false; write true or false, unquoted"
+    )
+
+
+@pytest.mark.parametrize(
+    ("edit_text", "message"),
+    [
+        # Trap: the CLI drops a misspelt `config:` and the stack silently
+        # falls back to every default (kind: container).
+        (
+            lambda text: text.replace("\nconfig:\n", "\nconfg:\n"),
+            "confg: unknown top-level key, which Pulumi would ignore; did you mean config? a "
+            "stack file holds config, environment, secretsprovider, encryptedkey, encryptionsalt",
+        ),
+        # Trap: `naapdb:limits:` is handed to no program, so every limit
+        # stays at its default and `plan` exits 0.
+        (
+            lambda text: text.replace("  naap-db:limits:", "  naapdb:limits:"),
+            "naapdb:limits: 'naapdb' is not this project's namespace, so Pulumi would hand the "
+            "key to nobody; write naap-db:limits",
+        ),
+        (
+            lambda text: text.replace("  naap-db:push:", "  naap_db:push:"),
+            "naap_db:push: 'naap_db' is not this project's namespace, so Pulumi would hand the "
+            "key to nobody; write naap-db:push",
+        ),
+    ],
+)
+def test_what_pulumi_would_ignore_in_a_stack_file_is_refused_in_one_line(
+    tmp_path: Path, edit_text: Any, message: str
+) -> None:
+    project = copy_project(tmp_path)
+    stack_file = project / "Pulumi.dev.yaml"
+    stack_file.write_text(edit_text(stack_file.read_text()))
+    result = run_plan(project)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr == f"error: {stack_file}: {message}\n"
+
+
+def test_other_namespaces_are_left_to_their_programs(tmp_path: Path) -> None:
+    project = copy_project(tmp_path)
+    stack_file = project / "Pulumi.dev.yaml"
+    stack_file.write_text(
+        stack_file.read_text() + "  aws:region: us-east-1\n  docker:host: unix:///x\n"
+    )
+    assert run_plan(project).returncode == 0
+
+
+def test_a_near_miss_namespace_in_pulumi_yaml_is_refused(tmp_path: Path) -> None:
+    project = copy_project(tmp_path)
+    pulumi_yaml = project / "Pulumi.yaml"
+    pulumi_yaml.write_text(
+        pulumi_yaml.read_text().replace("  naap-db:plugins:", "  NAAP-DB:plugins:")
+    )
+    result = run_plan(project)
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"error: {pulumi_yaml}: NAAP-DB:plugins: 'NAAP-DB' is not")

@@ -3,7 +3,8 @@
 // here does not serve (docs/engine.md), so this one does the same job with the
 // same SDK pieces: the virtualenv handling of sdk/v3/python/toolchain and the
 // executor script pulumi-language-python-exec of sdk/v3, which it finds next
-// to itself, as Pulumi's release lays them out.
+// to itself, as Pulumi's release lays them out. Each RPC follows the method of
+// the same name in Pulumi's sdk/python/cmd/pulumi-language-python/main.go.
 package main
 
 import (
@@ -14,11 +15,14 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/emptypb"
 
 	sdk "github.com/pulumi/pulumi/sdk/v3"
@@ -30,14 +34,22 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/python/toolchain"
 )
 
-// The executor exits with this code after it has shown the user an error.
-const exitAfterUserMessage = 32
+const (
+	// The executor exits with this code after it has shown the user an error.
+	exitAfterUserMessage = 32
+	// How long a cancelled program has after its SIGINT before it is killed.
+	cancelGrace = 5 * time.Second
+)
 
 type host struct {
 	pulumirpc.UnimplementedLanguageRuntimeServer
 	executor string
 	engine   string
 	tracing  string
+	// cancelled ends when the engine calls Cancel: every running program
+	// gets its SIGINT.
+	cancelled context.Context
+	cancel    context.CancelFunc
 }
 
 func main() {
@@ -50,6 +62,7 @@ func main() {
 		return
 	}
 	h := &host{executor: *executor, tracing: *tracing}
+	h.cancelled, h.cancel = context.WithCancel(context.Background())
 	if h.executor == "" {
 		self, err := os.Executable()
 		if err != nil {
@@ -63,15 +76,14 @@ func main() {
 	if flag.NArg() > 0 {
 		h.engine = flag.Arg(0)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	ctx, stopListening := signal.NotifyContext(context.Background(), os.Interrupt)
+	stop := make(chan bool)
+	go func() { <-ctx.Done(); stopListening(); close(stop) }()
 	if h.engine != "" {
-		if err := rpcutil.Healthcheck(ctx, h.engine, 5*time.Minute, cancel); err != nil {
+		if err := rpcutil.Healthcheck(ctx, h.engine, 5*time.Minute, stopListening); err != nil {
 			cmdutil.Exit(err)
 		}
 	}
-	stop := make(chan bool)
-	go func() { <-ctx.Done(); close(stop) }()
 	handle, err := rpcutil.ServeWithOptions(rpcutil.ServeOptions{
 		Cancel: stop,
 		Init: func(srv *grpc.Server) error {
@@ -88,15 +100,24 @@ func main() {
 	}
 }
 
-// options reads Pulumi.yaml's runtime options (toolchain, virtualenv).
+// options reads Pulumi.yaml's runtime options (toolchain, virtualenv) as
+// Pulumi's parseOptions does; a plugin on pip gets `venv` by default.
 func options(info *pulumirpc.ProgramInfo, plugin bool) (toolchain.PythonOptions, error) {
 	opts := toolchain.PythonOptions{Root: info.RootDirectory, ProgramDir: info.ProgramDirectory}
 	raw := info.GetOptions().AsMap()
-	if v, ok := raw["virtualenv"].(string); ok {
-		opts.Virtualenv = v
+	if value, ok := raw["virtualenv"]; ok {
+		venv, isString := value.(string)
+		if !isString {
+			return opts, errors.New("virtualenv option must be a string")
+		}
+		opts.Virtualenv = venv
+	}
+	if _, ok := raw["typechecker"]; ok {
+		return opts, errors.New("the typechecker option is not supported by this language host (docs/engine.md)")
 	}
 	switch raw["toolchain"] {
-	case nil, "pip":
+	case nil:
+	case "pip":
 		opts.Toolchain = toolchain.Pip
 	case "poetry":
 		opts.Toolchain = toolchain.Poetry
@@ -105,16 +126,30 @@ func options(info *pulumirpc.ProgramInfo, plugin bool) (toolchain.PythonOptions,
 	default:
 		return opts, fmt.Errorf("unsupported toolchain option: %v", raw["toolchain"])
 	}
-	if plugin && opts.Virtualenv == "" && opts.Toolchain == toolchain.Pip {
+	pip := opts.Toolchain == toolchain.Pip || opts.Toolchain == toolchain.Auto
+	if plugin && pip && opts.Virtualenv == "" {
 		opts.Virtualenv = "venv"
 	}
 	return opts, nil
+}
+
+func resolve(info *pulumirpc.ProgramInfo, plugin bool) (toolchain.Toolchain, toolchain.PythonOptions, error) {
+	opts, err := options(info, plugin)
+	if err != nil {
+		return nil, opts, err
+	}
+	tc, err := toolchain.ResolveToolchain(opts)
+	return tc, opts, err
 }
 
 func (h *host) Handshake(
 	ctx context.Context, req *pulumirpc.LanguageHandshakeRequest,
 ) (*pulumirpc.LanguageHandshakeResponse, error) {
 	h.engine = req.EngineAddress
+	watch, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	if err := rpcutil.Healthcheck(watch, h.engine, 5*time.Minute, stop); err != nil {
+		return nil, fmt.Errorf("could not start health check host RPC server: %w", err)
+	}
 	return &pulumirpc.LanguageHandshakeResponse{}, nil
 }
 
@@ -122,51 +157,57 @@ func (h *host) GetPluginInfo(context.Context, *emptypb.Empty) (*pulumirpc.Plugin
 	return &pulumirpc.PluginInfo{Version: version.Version}, nil
 }
 
-// GetRequiredPackages reports none: the engine then loads each provider the
-// program registers from the plugin cache, at the version the SDK names.
-func (h *host) GetRequiredPackages(
-	context.Context, *pulumirpc.GetRequiredPackagesRequest,
-) (*pulumirpc.GetRequiredPackagesResponse, error) {
-	return &pulumirpc.GetRequiredPackagesResponse{}, nil
-}
-
+// GetRequiredPlugins is superseded by GetRequiredPackages, as in Pulumi's host.
 func (h *host) GetRequiredPlugins(
 	context.Context, *pulumirpc.GetRequiredPluginsRequest,
 ) (*pulumirpc.GetRequiredPluginsResponse, error) {
-	return &pulumirpc.GetRequiredPluginsResponse{}, nil
+	return nil, status.Errorf(codes.Unimplemented, "method GetRequiredPlugins not implemented")
 }
 
 // Run executes the program through the executor in the project's virtualenv.
+// Cancel (or the engine dropping the request) interrupts it with SIGINT and
+// kills it after cancelGrace.
 func (h *host) Run(ctx context.Context, req *pulumirpc.RunRequest) (*pulumirpc.RunResponse, error) {
-	opts, err := options(req.Info, false)
-	if err != nil {
-		return nil, err
-	}
-	tc, err := toolchain.ResolveToolchain(opts)
+	tc, _, err := resolve(req.Info, false)
 	if err != nil {
 		return nil, err
 	}
 	if err := tc.ValidateVenv(ctx); err != nil {
 		return nil, err
 	}
-	cmd, err := tc.Command(ctx, append([]string{h.executor}, h.arguments(req)...)...)
+	runCtx, stopRun := context.WithCancel(h.cancelled)
+	defer stopRun()
+	context.AfterFunc(ctx, stopRun)
+	cmd, err := tc.Command(runCtx, append([]string{h.executor}, h.arguments(req)...)...)
 	if err != nil {
 		return nil, err
 	}
+	cmd.Cancel = func() error {
+		if err := cmd.Process.Signal(os.Interrupt); err != nil {
+			return cmd.Process.Kill()
+		}
+		return nil
+	}
+	cmd.WaitDelay = cancelGrace
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	if cmd.Env == nil {
 		cmd.Env = os.Environ()
 	}
-	config, err := json.Marshal(req.GetConfig())
-	if err != nil {
-		return nil, err
+	if req.GetConfig() != nil {
+		config, err := json.Marshal(req.GetConfig())
+		if err != nil {
+			return nil, fmt.Errorf("failed to serialize configuration: %w", err)
+		}
+		cmd.Env = append(cmd.Env, "PULUMI_CONFIG="+string(config))
 	}
 	secretKeys, err := json.Marshal(append([]string{}, req.GetConfigSecretKeys()...))
 	if err != nil {
 		return nil, err
 	}
-	cmd.Env = append(cmd.Env, "PULUMI_CONFIG="+string(config), "PULUMI_CONFIG_SECRET_KEYS="+string(secretKeys))
+	cmd.Env = append(cmd.Env, "PULUMI_CONFIG_SECRET_KEYS="+string(secretKeys))
 	if err := cmd.Run(); err != nil {
+		_ = os.Stdout.Sync()
+		_ = os.Stderr.Sync()
 		var exit *exec.ExitError
 		if errors.As(err, &exit) && exit.ExitCode() == exitAfterUserMessage {
 			return &pulumirpc.RunResponse{Bail: true}, nil
@@ -174,7 +215,7 @@ func (h *host) Run(ctx context.Context, req *pulumirpc.RunRequest) (*pulumirpc.R
 		if errors.As(err, &exit) {
 			return &pulumirpc.RunResponse{Error: fmt.Sprintf("program exited with non-zero exit code: %d", exit.ExitCode())}, nil
 		}
-		return &pulumirpc.RunResponse{Error: fmt.Sprintf("could not run the language executor: %v", err)}, nil
+		return &pulumirpc.RunResponse{Error: fmt.Sprintf("problem executing program (could not run language executor): %v", err)}, nil
 	}
 	return &pulumirpc.RunResponse{}, nil
 }
@@ -201,11 +242,12 @@ func (h *host) arguments(req *pulumirpc.RunRequest) []string {
 	return append(args, req.GetArgs()...)
 }
 
-// InstallDependencies creates the virtualenv and installs requirements.txt.
+// InstallDependencies creates the virtualenv and installs requirements.txt
+// (`pulumi install`, and a policy pack's before its first run).
 func (h *host) InstallDependencies(
 	req *pulumirpc.InstallDependenciesRequest, server pulumirpc.LanguageRuntime_InstallDependenciesServer,
 ) error {
-	opts, err := options(req.Info, req.IsPlugin)
+	tc, _, err := resolve(req.Info, req.IsPlugin)
 	if err != nil {
 		return err
 	}
@@ -214,15 +256,60 @@ func (h *host) InstallDependencies(
 		return err
 	}
 	defer closer.Close()
-	tc, err := toolchain.ResolveToolchain(opts)
-	if err != nil {
-		return err
-	}
+	fmt.Fprint(stdout, "Installing dependencies...\n\n")
 	if err := tc.InstallDependencies(server.Context(), req.Info.ProgramDirectory,
 		req.UseLanguageVersionTools, true, stdout, stderr); err != nil {
 		return err
 	}
+	fmt.Fprint(stdout, "Finished installing dependencies\n\n")
 	return closer.Close()
+}
+
+// About names the Python the program runs with and its toolchain (`pulumi about`).
+func (h *host) About(ctx context.Context, req *pulumirpc.AboutRequest) (*pulumirpc.AboutResponse, error) {
+	opts := toolchain.PythonOptions{Toolchain: toolchain.Pip}
+	if req != nil && req.Info != nil {
+		var err error
+		if opts, err = options(req.Info, false); err != nil {
+			return nil, err
+		}
+	}
+	tc, err := toolchain.ResolveToolchain(opts)
+	if err != nil {
+		return nil, err
+	}
+	info, err := tc.About(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &pulumirpc.AboutResponse{
+		Executable: info.PythonExecutable,
+		Version:    info.PythonVersion.String(),
+		Metadata: map[string]string{
+			"toolchain":        toolchain.Name(opts.Toolchain),
+			"toolchainVersion": info.ToolchainVersion.String(),
+			"typechecker":      toolchain.TypeCheckerName(opts.Typechecker),
+		},
+	}, nil
+}
+
+// GetProgramDependencies lists the venv's packages (`pulumi about`'s Dependencies).
+func (h *host) GetProgramDependencies(
+	ctx context.Context, req *pulumirpc.GetProgramDependenciesRequest,
+) (*pulumirpc.GetProgramDependenciesResponse, error) {
+	tc, _, err := resolve(req.Info, false)
+	if err != nil {
+		return nil, err
+	}
+	packages, err := tc.ListPackages(ctx, req.TransitiveDependencies)
+	if err != nil {
+		return nil, fmt.Errorf("failed to get python dependencies: %w", err)
+	}
+	dependencies := make([]*pulumirpc.DependencyInfo, len(packages))
+	for i, dep := range packages {
+		dependencies[i] = &pulumirpc.DependencyInfo{Name: dep.Name, Version: dep.Version}
+	}
+	return &pulumirpc.GetProgramDependenciesResponse{Dependencies: dependencies}, nil
 }
 
 // RunPlugin runs a Python policy pack (`python -u -m pulumi.policy ARGS DIR`)
@@ -232,11 +319,7 @@ func (h *host) RunPlugin(req *pulumirpc.RunPluginRequest, server pulumirpc.Langu
 		return fmt.Errorf("this language host runs policy packs only, not %s plugins", req.Kind)
 	}
 	ctx := server.Context()
-	opts, err := options(req.Info, false)
-	if err != nil {
-		return err
-	}
-	tc, err := toolchain.ResolveToolchain(opts)
+	tc, _, err := resolve(req.Info, false)
 	if err != nil {
 		return err
 	}
@@ -283,6 +366,8 @@ func (h *host) RunPlugin(req *pulumirpc.RunPluginRequest, server pulumirpc.Langu
 	return closer.Close()
 }
 
+// Cancel interrupts every running program (see Run).
 func (h *host) Cancel(context.Context, *emptypb.Empty) (*emptypb.Empty, error) {
+	h.cancel()
 	return &emptypb.Empty{}, nil
 }

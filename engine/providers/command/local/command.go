@@ -14,6 +14,7 @@ import (
 
 	p "github.com/pulumi/pulumi-go-provider"
 	"github.com/pulumi/pulumi-go-provider/infer"
+	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 )
 
 // Command runs shell commands as a resource's lifecycle.
@@ -42,17 +43,18 @@ type CommandState struct {
 	Stderr string `pulumi:"stderr"`
 }
 
-// Create runs `create` (nothing in a preview).
+// Create runs `create` (nothing in a preview). The ID is the name and 8
+// random hex digits, as pulumi-command's commandController.go makes it.
 func (Command) Create(
 	ctx context.Context, req infer.CreateRequest[CommandArgs],
 ) (infer.CreateResponse[CommandState], error) {
 	state := CommandState{CommandArgs: req.Inputs}
-	if req.DryRun || req.Inputs.Create == nil {
-		return infer.CreateResponse[CommandState]{ID: req.Name, Output: state}, nil
+	id, err := resource.NewUniqueHex(req.Name, 8, 0)
+	if err != nil || req.DryRun || req.Inputs.Create == nil {
+		return infer.CreateResponse[CommandState]{ID: id, Output: state}, err
 	}
-	var err error
 	state.Stdout, state.Stderr, err = run(ctx, req.Inputs, *req.Inputs.Create, nil)
-	return infer.CreateResponse[CommandState]{ID: req.Name, Output: state}, err
+	return infer.CreateResponse[CommandState]{ID: id, Output: state}, err
 }
 
 // Update runs `update`, or `create` when no update command is given.
