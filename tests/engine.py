@@ -136,10 +136,14 @@ class Project:
         edit(entries)
         path.write_text(yaml.safe_dump(project, sort_keys=False))
 
-    def naapdb(self, *arguments: str, url: str) -> subprocess.CompletedProcess[str]:
-        """`python -m naapdb ...` in the copy, DATABASE_URL in the environment."""
+    def naapdb(
+        self, *arguments: str, url: str, **variables: str
+    ) -> subprocess.CompletedProcess[str]:
+        """`python -m naapdb ...` in the copy, DATABASE_URL (and `variables`)
+        in the environment."""
         environment = {k: v for k, v in self.environment.items() if not k.startswith("PG")}
         environment["DATABASE_URL"] = url
+        environment.update(variables)
         return subprocess.run(
             [str(self.path / "venv" / "bin" / "python"), "-m", "naapdb", *arguments],
             cwd=self.path,

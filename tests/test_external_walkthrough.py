@@ -152,6 +152,7 @@ def reader(pg_factories: object, tmp_path_factory: pytest.TempPathFactory) -> It
         DB_HOST=server.host,
         DB_PORT=str(server.port),
         DB_ADMIN="postgres",
+        DB_MAX_CONNECTIONS="200",  # tests/pgserver.py's servers
     )
     path = copy_project(scratch / "naap-db")
     yield Reader(path, environment, server.password)
@@ -230,12 +231,9 @@ def test_destroy_keeps_the_schemas_and_their_rows(reader: Reader) -> None:
     assert kept == (1,) and roles == (0,)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="`pulumi up` after `pulumi destroy` needs the adopt step of issue 20 (the lead's "
-    "branch), which hands what destroy kept back to its owners inside `pulumi up`",
-)
 def test_up_again_after_destroy_takes_the_schemas_back(reader: Reader) -> None:
+    """`pulumi up` alone: its adoption step hands what destroy kept back to
+    each schema's owner, and verify passes."""
     list(reader.until("pulumi up --stack mine"))
     list(reader.until("bin/naapdb verify --stack mine"))
     assert reader.done == len(STEPS)

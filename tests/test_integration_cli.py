@@ -261,7 +261,9 @@ def test_after_a_manual_push_the_hook_runs_once_more_and_changes_nothing(
     migration = deployed.path / "migrations" / "plugin_community" / "0003_by_hand.sql"
     migration.write_text('CREATE TABLE plugin_community."ByHand" (id int);\n')
     url = deployed.connection_urls()[names.MIGRATOR]
-    pushed = deployed.naapdb("push", "--stack", STACK, url=url)
+    # As docs/push.md says: the migrator's URL and the stack's push key.
+    key = str(deployed.outputs()["push_key"])
+    pushed = deployed.naapdb("push", "--stack", STACK, url=url, NAAPDB_PUSH_KEY=key)
     assert pushed.returncode == 0, pushed.stdout + pushed.stderr
     ledger = _ledger(server)
     assert ("plugin_community", 3) in ledger

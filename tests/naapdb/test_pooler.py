@@ -160,7 +160,7 @@ def test_a_production_container_pooler_stays_on_loopback() -> None:
     [
         (16, "naap-db:replicas", "at most 15"),
         (-1, "naap-db:replicas", "negative"),
-        ("two", "naap-db:replicas", "is not a int"),
+        ("two", "naap-db:replicas", "is not a whole number"),
         ([{"instanceClass": "m7g.large"}], "naap-db:replicas[0].instanceClass", "not an RDS"),
         ([{"availabilityZone": "east"}], "naap-db:replicas[0].availabilityZone", "e.g. us-east-1b"),
         ([{"zone": "us-east-1a"}], "naap-db:replicas[0].zone", "unknown key"),

@@ -17,6 +17,7 @@ import json
 import secrets
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -32,10 +33,15 @@ from naapdb.sql import plan_to_sql
 from naapdb.stackfiles import load_stack_settings
 from tests.conftest import _OUR_PORTS
 from tests.harness import ROOT
+from tests.naapdb.test_rotate import TLS_HOST, rotation_ca
 from tests.pgbouncer import REQUIRE_VARIABLE, RunningPgBouncer, missing_reason, running_pgbouncer
-from tests.pgserver import ClusterFactory, PgServer
+from tests.pgserver import PgServer
+from tests.tlsca import CaFiles
+from tests.tlsserver import tls_server
 
 pytestmark = [pytest.mark.db, pytest.mark.aws]
+
+__all__ = ["rotation_ca"]  # a fixture this module uses from test_rotate
 
 STACK = "test"
 PREFIX = proxy_credentials.secret_prefix(STACK)
@@ -47,11 +53,6 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     monkeypatch.setenv(proxy_credentials.PROXY_SECRETS_VARIABLE, PREFIX)
     with mock_aws():
         yield boto3.client("secretsmanager", region_name="us-east-1")
-
-
-@pytest.fixture(scope="module")
-def pg16(pg_factories: Any) -> ClusterFactory:
-    return pg_factories("16")
 
 
 class ProxiedDeployment:
@@ -72,9 +73,9 @@ class ProxiedDeployment:
                 {
                     "username": "postgres",
                     "password": server.password,
-                    "host": server.host,
+                    "host": TLS_HOST,
                     "port": server.port,
-                    "sslmode": "disable",
+                    "sslmode": "verify-full",
                 }
             ),
         )
@@ -82,13 +83,13 @@ class ProxiedDeployment:
         for identity in self.plan.identities:
             first = self.plan.logins_of(identity)[0]
             document = DbSecret(
-                host=server.host,
+                host=TLS_HOST,
                 port=server.port,
                 dbname=names.DATABASE,
                 username=first,
                 password=self.first[first],
                 masterarn=master["ARN"],
-                sslmode="disable",
+                sslmode="verify-full",  # the rotation trusts nothing less
             )
             created = client.create_secret(
                 Name=f"naap-db/{STACK}/{identity}", SecretString=document.to_json()
@@ -128,7 +129,9 @@ def connects(bouncer: RunningPgBouncer, login: str, password: str) -> bool:
 
 
 @pytest.fixture
-def proxied(pg16: ClusterFactory, aws: Any) -> Iterator[tuple[ProxiedDeployment, RunningPgBouncer]]:
+def proxied(
+    aws: Any, rotation_ca: tuple[Path, CaFiles]
+) -> Iterator[tuple[ProxiedDeployment, RunningPgBouncer]]:
     reason = missing_reason()
     if reason is not None:
         import os
@@ -136,13 +139,14 @@ def proxied(pg16: ClusterFactory, aws: Any) -> Iterator[tuple[ProxiedDeployment,
         if os.environ.get(REQUIRE_VARIABLE):
             pytest.fail(f"{REQUIRE_VARIABLE} is set but {reason}")
         pytest.skip(reason)
-    server = pg16.start()
-    deployment = ProxiedDeployment(server, aws)
-    with running_pgbouncer(server, deployment.pools, {}, on_port=_OUR_PORTS.add) as bouncer:
-        bouncer.write_auth_file(deployment.proxy_auth_file())
-        bouncer.reload()
-        yield deployment, bouncer
-    server.stop()
+    # The rotation reaches the server over verify-full only: a TLS server
+    # whose certificate the test CA signed (tests/naapdb/test_rotate.py).
+    with tls_server(*rotation_ca) as server:
+        deployment = ProxiedDeployment(server, aws)
+        with running_pgbouncer(server, deployment.pools, {}, on_port=_OUR_PORTS.add) as bouncer:
+            bouncer.write_auth_file(deployment.proxy_auth_file())
+            bouncer.reload()
+            yield deployment, bouncer
 
 
 def test_both_logins_keep_connecting_through_the_proxy_across_rotations(proxied: Any) -> None:
