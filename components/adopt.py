@@ -27,7 +27,7 @@ import pulumi
 from pulumi_command import local
 
 from components.credentials import connection_url
-from components.push import naapdb_command, portable
+from components.push import naapdb_command, naapdb_hook, portable
 from components.server import DatabaseServer
 from naapdb.settings import StackSettings
 
@@ -48,21 +48,14 @@ class OwnershipAdoption(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__(ADOPT_TYPE, name, None, opts)
-        command = naapdb_command("adopt", settings.stack)
         self.owners_hash = owners_hash(settings)
-        self.command = local.Command(
+        self.command = naapdb_hook(
             f"{name}-command",
-            create=command,
-            update=command,
-            environment=_admin_environment(server),
-            logging=local.Logging.STDOUT,
-            add_previous_output_in_env=False,
-            triggers=[self.owners_hash, server.identity],
-            opts=pulumi.ResourceOptions(
-                parent=self,
-                depends_on=list(access_resources),
-                additional_secret_outputs=["stdout", "stderr"],
-            ),
+            self,
+            naapdb_command("adopt", settings.stack),
+            _admin_environment(server),
+            [self.owners_hash, server.identity],
+            access_resources,
         )
         self.register_outputs({"owners_hash": self.owners_hash})
 

@@ -67,24 +67,44 @@ class SchemaPush(pulumi.ComponentResource):
         super().__init__(PUSH_TYPE, name, None, opts)
         push = settings.push
         self.source_hash = source_hash(push)
-        command = push_command(settings)
-        self.command = local.Command(
+        self.command = naapdb_hook(
             f"{name}-command",
-            create=command,
-            update=command,
-            environment=_environment(settings, server, credentials),
-            # Stdout only: one line per applied file. A failure's output reaches
-            # the error message anyway, and neither ever holds the URL.
-            logging=local.Logging.STDOUT,
-            add_previous_output_in_env=False,
-            triggers=[self.source_hash, server.identity],
-            opts=pulumi.ResourceOptions(
-                parent=self,
-                depends_on=list(access_resources),
-                additional_secret_outputs=["stdout", "stderr"],
-            ),
+            self,
+            push_command(settings),
+            _environment(settings, server, credentials),
+            [self.source_hash, server.identity],
+            access_resources,
         )
         self.register_outputs({"mode": push.mode, "source_hash": self.source_hash})
+
+
+def naapdb_hook(
+    name: str,
+    parent: pulumi.Resource,
+    command: str,
+    environment: pulumi.Output[dict[str, str]],
+    triggers: Sequence[pulumi.Input[str]],
+    after: Sequence[pulumi.Resource],
+) -> local.Command:
+    """A `python -m naapdb` step of `pulumi up`: the same command on create
+    and update, run again when `triggers` change; its connection in a secret
+    `environment`, never argv; stdout alone logged (the command's own lines,
+    never a URL), its outputs secret all the same; no delete command, so
+    destroying the stack runs nothing."""
+    return local.Command(
+        name,
+        create=command,
+        update=command,
+        environment=environment,
+        logging=local.Logging.STDOUT,
+        add_previous_output_in_env=False,
+        triggers=list(triggers),
+        opts=pulumi.ResourceOptions(
+            parent=parent,
+            depends_on=list(after),
+            additional_secret_outputs=["stdout", "stderr"],
+        ),
+    )
 
 
 def naapdb_command(command: str, stack: str, *arguments: str) -> str:
