@@ -44,6 +44,7 @@ if sys.path and Path(sys.path[0]).resolve() == ROOT / "bench":
 elif str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.common import exit_on_sigterm  # noqa: E402
 from bench.engine import OPERATIONS, serve, set_catalogue  # noqa: E402
 from tests.engine import (  # noqa: E402
     OPERATION_TIMEOUT,
@@ -294,6 +295,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {reason}", file=sys.stderr)
         return 2
     extra = dict(item.split("=", 1) for item in args.env)
+    exit_on_sigterm()
     rows = breakdown(args.size, extra)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -144,3 +145,9 @@ def counting_statements() -> Iterator[list[str]]:
     finally:
         for name, original in originals.items():
             setattr(psycopg.Cursor, name, original)
+
+
+def exit_on_sigterm() -> None:
+    """Turn SIGTERM into SystemExit, so a stopped benchmark still stops the
+    servers it started and kills the tool in flight (`subprocess.run` does)."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))

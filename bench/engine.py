@@ -46,7 +46,7 @@ if sys.path and Path(sys.path[0]).resolve() == ROOT / "bench":
 elif str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.common import give_connections, synthetic_catalogue  # noqa: E402
+from bench.common import exit_on_sigterm, give_connections, synthetic_catalogue  # noqa: E402
 from bench.peer import make_tofu, missing_peer_reason  # noqa: E402
 from bench.report import ENGINE_BEGIN, ENGINE_END, RESULTS  # noqa: E402
 from naapdb.plan import AccessPlan  # noqa: E402
@@ -68,6 +68,8 @@ OPERATION_NAMES = {
 # plugin one connection and the server a ceiling that fits them all.
 HEADROOM = 100
 SUITE_MAX_CONNECTIONS = 200
+# A 200-plugin `pulumi up` from empty took about 15 minutes here.
+OPERATION_TIMEOUT = 3 * 3600
 
 
 def timed(run: Callable[[], object]) -> float:
@@ -114,6 +116,7 @@ def plan_of(project: Project) -> AccessPlan:
 
 def measure_pulumi(project: Project, plugins: int) -> dict[str, float]:
     """Seconds of each operation, and the resources in the stack."""
+    project.timeout = OPERATION_TIMEOUT
     set_catalogue(project, plugins)
     figures = {"up": timed(project.up)}
     figures["resources"] = len(project.resource_urns())
@@ -321,6 +324,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {reason}", file=sys.stderr)
         return 2
     sizes = [int(part) for part in args.sizes.split(",") if part]
+    exit_on_sigterm()
     rows = run(sizes, tools)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
