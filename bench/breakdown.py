@@ -13,7 +13,7 @@ For each operation it records:
   integrity, marshalling and writing the file);
 - snapshot writes, count and bytes (PULUMI_DIY_BACKEND_RETAIN_CHECKPOINTS keeps
   a copy of every checkpoint the file backend writes);
-- engine steps by operation (`--event-log`);
+- engine steps by operation (the step executor's log);
 - provider RPCs by method (`-v=7 --logtostderr`: the engine logs each call);
 - the server's statements, transactions and connections (`log_statement`,
   `log_connections` and pg_stat_database on the stack's own PostgreSQL).
@@ -75,9 +75,13 @@ PROFILE_FUNCTIONS = {
     "  serialize deployment": r"backend\.\(\*SnapshotManager\)\.Deployment$",
     "  verify integrity": r"snapshot\.VerifyIntegrity$",
     "  marshal and write": r"diy\.\(\*diyBackend\)\.saveStack$",
-    "step executor": r"deploy\.\(\*stepExecutor\)\.executeRegisteredSteps$",
+    "step executor": r"deploy\.\(\*stepExecutor\)\.worker$",
 }
-PROVIDER_CALL = re.compile(r"Provider\[(\w+), [^\]]*\]\.(\w+)\(.*\) executing")
+# `Provider[0x...].Create(urn...) executing`: the call, and the package of its resource.
+PROVIDER_CALL = re.compile(r"Provider\[0x[0-9a-f]+\]\.(\w+)\((.*)\) executing")
+PACKAGE = re.compile(r"(\w+):index/")
+# The step executor's log line for each step it applies (diff steps included).
+STEP = re.compile(r"StepExecutor worker\(-?\d+\): applying step (\S+) on ")
 STATEMENT = re.compile(r"LOG:  (statement|execute [^:]*): ")
 
 
@@ -95,11 +99,12 @@ def _transactions(server: PgServer) -> int:
 
 
 def _log_everything(server: PgServer) -> None:
-    server.execute(
-        "ALTER SYSTEM SET log_statement = 'all'; ALTER SYSTEM SET log_connections = on",
-        dbname="postgres",
-    )
-    server.execute("SELECT pg_reload_conf()", dbname="postgres")
+    for statement in (
+        "ALTER SYSTEM SET log_statement = 'all'",
+        "ALTER SYSTEM SET log_connections = on",
+        "SELECT pg_reload_conf()",
+    ):
+        server.execute(statement, dbname="postgres")
 
 
 def _profile(path: Path) -> dict[str, float]:
@@ -138,7 +143,6 @@ def instrumented(
     """`pulumi ARGUMENTS` with every instrument on; what each reported."""
     state = Path(project.environment["PULUMI_BACKEND_URL"].removeprefix("file://"))
     prefix = scratch / name
-    events = scratch / f"{name}.events.jsonl"
     python_log = scratch / f"{name}.python.jsonl"
     stderr_path = scratch / f"{name}.stderr"
     environment = {
@@ -148,7 +152,7 @@ def instrumented(
         "NAAPDB_BENCH_PYTHON_LOG": str(python_log),
     }
     command = ["pulumi", *arguments, "--stack", STACK, "--non-interactive", "--color", "never"]
-    command += ["--profiling", str(prefix), "--event-log", str(events), "-v=7", "--logtostderr"]
+    command += ["--profiling", str(prefix), "-v=7", "--logtostderr"]
     log_before = len(_server_log_lines(server))
     transactions_before = _transactions(server)
     start = time.perf_counter()
@@ -165,7 +169,10 @@ def instrumented(
         )
     wall = time.perf_counter() - start
     if result.returncode != 0:
-        raise RuntimeError(f"`pulumi {' '.join(arguments)}` exited {result.returncode}")
+        tail = stderr_path.read_text(errors="replace")[-3000:]
+        raise RuntimeError(
+            f"`pulumi {' '.join(arguments)}` exited {result.returncode}:\n{result.stdout[-3000:]}\n{tail}"
+        )
     figures: dict[str, Any] = {"operation": name, "wall": wall}
     figures["transactions"] = _transactions(server) - transactions_before - 1
     statements: Counter[str] = Counter()
@@ -176,18 +183,17 @@ def instrumented(
             statements["statements"] += 1
     figures.update(statements)
     calls: Counter[str] = Counter()
+    steps: Counter[str] = Counter()
     with open(stderr_path, errors="replace") as log:
         for line in log:
-            match = PROVIDER_CALL.search(line)
-            if match:
-                calls[f"{match.group(1)}.{match.group(2)}"] += 1
+            call = PROVIDER_CALL.search(line)
+            if call:
+                package = PACKAGE.search(call.group(2))
+                calls[f"{package.group(1) if package else 'provider'}.{call.group(1)}"] += 1
+            step = STEP.search(line)
+            if step:
+                steps[step.group(1)] += 1
     figures["provider calls"] = dict(calls)
-    steps: Counter[str] = Counter()
-    for line in events.read_text().splitlines():
-        event = json.loads(line)
-        pre = event.get("resourcePreEvent")
-        if pre:
-            steps[pre["metadata"]["op"]] += 1
     figures["steps"] = dict(steps)
     copies = [p for p in state.rglob(f"{STACK}.json.*") if p.suffix.lstrip(".").isdigit()]
     figures["snapshot writes"] = len(copies)
