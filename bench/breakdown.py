@@ -60,13 +60,21 @@ SITECUSTOMIZE = '''\
 import atexit, json, os, resource, sys, time
 
 _log = os.environ.get("NAAPDB_BENCH_PYTHON_LOG")
+_profile = os.environ.get("NAAPDB_BENCH_PYTHON_PROFILE")
 _start = time.monotonic()
 if _log and sys.argv and sys.argv[0].endswith("pulumi-language-python-exec"):
+    if _profile:
+        import cProfile
+        _profiler = cProfile.Profile()
+        _profiler.enable()
     def _note() -> None:
         usage = resource.getrusage(resource.RUSAGE_SELF)
         with open(_log, "a") as log:
             log.write(json.dumps({"wall": time.monotonic() - _start,
                                   "cpu": usage.ru_utime + usage.ru_stime}) + "\\n")
+        if _profile:
+            _profiler.disable()
+            _profiler.dump_stats(_profile)
     atexit.register(_note)
 '''
 # What `pulumi --profiling` attributes to saving the snapshot, and its parts.
@@ -137,8 +145,25 @@ def _seconds(text: str) -> float:
     return float(match.group(1)) * scale
 
 
+def _python_hotspots(path: Path, count: int = 15) -> list[tuple[str, float, float]]:
+    """The program's functions with the most own time: (function, own s, cumulative s)."""
+    import pstats
+
+    stats = pstats.Stats(str(path))
+    rows = []
+    for (file, line, function), (_, _, own, cumulative, _) in stats.stats.items():  # type: ignore[attr-defined]
+        where = "/".join(Path(file).parts[-2:])
+        rows.append((f"{where}:{line}({function})", own, cumulative))
+    return sorted(rows, key=lambda row: -row[1])[:count]
+
+
 def instrumented(
-    project: Project, server: PgServer, scratch: Path, name: str, arguments: Sequence[str]
+    project: Project,
+    server: PgServer,
+    scratch: Path,
+    name: str,
+    arguments: Sequence[str],
+    python_profile: bool = False,
 ) -> dict[str, Any]:
     """`pulumi ARGUMENTS` with every instrument on; what each reported."""
     state = Path(project.environment["PULUMI_BACKEND_URL"].removeprefix("file://"))
@@ -151,6 +176,9 @@ def instrumented(
         "PYTHONPATH": str(scratch / "site"),
         "NAAPDB_BENCH_PYTHON_LOG": str(python_log),
     }
+    pstats_path = scratch / f"{name}.pstats"
+    if python_profile:
+        environment["NAAPDB_BENCH_PYTHON_PROFILE"] = str(pstats_path)
     command = ["pulumi", *arguments, "--stack", STACK, "--non-interactive", "--color", "never"]
     command += ["--profiling", str(prefix), "-v=7", "--logtostderr"]
     log_before = len(_server_log_lines(server))
@@ -171,7 +199,8 @@ def instrumented(
     if result.returncode != 0:
         tail = stderr_path.read_text(errors="replace")[-3000:]
         raise RuntimeError(
-            f"`pulumi {' '.join(arguments)}` exited {result.returncode}:\n{result.stdout[-3000:]}\n{tail}"
+            f"`pulumi {' '.join(arguments)}` exited {result.returncode}:\n"
+            f"{result.stdout[-3000:]}\n{tail}"
         )
     figures: dict[str, Any] = {"operation": name, "wall": wall}
     figures["transactions"] = _transactions(server) - transactions_before - 1
@@ -211,13 +240,17 @@ def instrumented(
     if program:
         figures["python wall"] = sum(run["wall"] for run in program)
         figures["python cpu"] = sum(run["cpu"] for run in program)
+    if python_profile and pstats_path.exists():
+        figures["python hotspots"] = _python_hotspots(pstats_path)
     stderr_path.unlink()
     for trace in scratch.glob(f"{name}.*.trace"):
         trace.unlink()
     return figures
 
 
-def breakdown(plugins: int, extra_environment: dict[str, str]) -> list[dict[str, Any]]:
+def breakdown(
+    plugins: int, extra_environment: dict[str, str], python_profile: bool = False
+) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     with cluster_factory() as factory, tempfile.TemporaryDirectory() as scratch_dir:
         scratch = Path(scratch_dir)
@@ -237,7 +270,9 @@ def breakdown(plugins: int, extra_environment: dict[str, str]) -> list[dict[str,
         for operation in ("up", "preview", "refresh", "add"):
             if operation == "add":
                 set_catalogue(project, plugins + 1)
-            row = instrumented(project, server, scratch, operation, arguments[operation])
+            row = instrumented(
+                project, server, scratch, operation, arguments[operation], python_profile
+            )
             row["plugins"] = plugins
             rows.append(row)
             print(json.dumps(row), file=sys.stderr, flush=True)
@@ -295,6 +330,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="an engine setting for every operation (repeatable)",
     )
     parser.add_argument("--json", type=Path, help="also write every figure to this file")
+    parser.add_argument(
+        "--python-profile",
+        action="store_true",
+        help="also profile the Python program (cProfile) and list its hottest functions",
+    )
     args = parser.parse_args(argv)
     reason = missing_engine_reason()
     if reason is not None:
@@ -302,10 +342,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     extra = dict(item.split("=", 1) for item in args.env)
     exit_on_sigterm()
-    rows = breakdown(args.size, extra)
+    rows = breakdown(args.size, extra, args.python_profile)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
     print(markdown(rows))
+    for row in rows:
+        for function, own, cumulative in row.get("python hotspots", []):
+            print(f"{row['operation']}: {own:.2f} s own, {cumulative:.2f} s cumulative  {function}")
     return 0
 
 

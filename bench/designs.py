@@ -5,7 +5,7 @@ engine setting or a program change applied to the copy the benchmark runs
 
     python bench/designs.py [--sizes 50,200] [--designs skip-checkpoints,...] [--json FILE]
 
-Designs:
+Designs (`as-is` measures the stack unchanged, in the same run):
 
 - `skip-checkpoints`: PULUMI_SKIP_CHECKPOINTS=true, the engine writes the
   snapshot once, at the end, instead of after every step;
@@ -38,7 +38,7 @@ elif str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.common import exit_on_sigterm  # noqa: E402
-from bench.engine import measure_pulumi, serve  # noqa: E402
+from bench.engine import OPERATIONS, measure_pulumi, serve  # noqa: E402
 from tests.engine import Project, make_project, missing_engine_reason  # noqa: E402
 from tests.pgserver import cluster_factory  # noqa: E402
 
@@ -59,6 +59,7 @@ def _first_frame():  # type: ignore[no-untyped-def]
 _resource._get_stack_trace = _first_frame
 """
 DESIGNS: dict[str, tuple[dict[str, str], str]] = {
+    "as-is": ({}, ""),
     "skip-checkpoints": ({"PULUMI_SKIP_CHECKPOINTS": "true"}, ""),
     "no-backups": ({"PULUMI_DIY_BACKEND_DISABLE_CHECKPOINT_BACKUPS": "true"}, ""),
     "one-frame": ({}, ONE_FRAME),
@@ -113,11 +114,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows = run([int(size) for size in args.sizes.split(",") if size], designs)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
+    print("| plugins | design | up | add one | no-op preview | preview --refresh |")
+    print("| --- | --- | --- | --- | --- | --- |")
     for row in rows:
-        print(
-            f"| {row['plugins']} | {row['design']} | {row['up']:.1f} | {row['add']:.1f} | "
-            f"{row['preview']:.1f} | {row['refresh']:.1f} |"
-        )
+        cells = [f"{row[op]:.1f} ({row[op + ' cpu']:.1f} CPU)" for op in OPERATIONS]
+        print(f"| {row['plugins']} | {row['design']} | " + " | ".join(cells) + " |")
     return 0
 
 

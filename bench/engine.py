@@ -28,6 +28,7 @@ import argparse
 import datetime
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -72,10 +73,20 @@ SUITE_MAX_CONNECTIONS = 200
 OPERATION_TIMEOUT = 3 * 3600
 
 
-def timed(run: Callable[[], object]) -> float:
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def measure(figures: dict[str, float], operation: str, run: Callable[[], object]) -> None:
+    """Wall seconds of `run`, and the CPU seconds of the processes it ran
+    (the tool and its plugins; the server is no child): the second holds
+    better on a machine shared with other work."""
+    before = _children_cpu()
     start = time.perf_counter()
     run()
-    return time.perf_counter() - start
+    figures[operation] = time.perf_counter() - start
+    figures[f"{operation} cpu"] = _children_cpu() - before
 
 
 def ceiling(plugins: int) -> int:
@@ -118,12 +129,13 @@ def measure_pulumi(project: Project, plugins: int) -> dict[str, float]:
     """Seconds of each operation, and the resources in the stack."""
     project.timeout = OPERATION_TIMEOUT
     set_catalogue(project, plugins)
-    figures = {"up": timed(project.up)}
+    figures: dict[str, float] = {}
+    measure(figures, "up", project.up)
     figures["resources"] = len(project.resource_urns())
-    figures["preview"] = timed(lambda: project.preview("--expect-no-changes"))
-    figures["refresh"] = timed(lambda: project.preview("--refresh", "--expect-no-changes"))
+    measure(figures, "preview", lambda: project.preview("--expect-no-changes"))
+    measure(figures, "refresh", lambda: project.preview("--refresh", "--expect-no-changes"))
     set_catalogue(project, plugins + 1)
-    figures["add"] = timed(project.up)
+    measure(figures, "add", project.up)
     return figures
 
 
@@ -132,13 +144,14 @@ def measure_tofu(
 ) -> dict[str, float]:
     set_catalogue(project, plugins)
     tofu = make_tofu(scratch, server, plan_of(project))
-    figures = {"up": timed(tofu.apply)}
+    figures: dict[str, float] = {}
+    measure(figures, "up", tofu.apply)
     figures["resources"] = tofu.resources()
-    figures["preview"] = timed(lambda: tofu.plan_no_changes("-refresh=false"))
-    figures["refresh"] = timed(tofu.plan_no_changes)
+    measure(figures, "preview", lambda: tofu.plan_no_changes("-refresh=false"))
+    measure(figures, "refresh", tofu.plan_no_changes)
     set_catalogue(project, plugins + 1)
     tofu.configure(plan_of(project))
-    figures["add"] = timed(tofu.apply)
+    measure(figures, "add", tofu.apply)
     return figures
 
 
@@ -184,15 +197,16 @@ def measure_psql(project: Project, server: PgServer, plugins: int) -> dict[str, 
     """`naapdb plan --format sql` into psql (the render included), the
     render alone, `naapdb verify`, and the whole script again for N+1."""
     set_catalogue(project, plugins)
-    figures = {"up": timed(lambda: _psql(server, _plan_sql(project)))}
+    figures: dict[str, float] = {}
+    measure(figures, "up", lambda: _psql(server, _plan_sql(project)))
     figures["resources"] = float(len(plan_of(project).roles))
-    figures["preview"] = timed(lambda: _plan_sql(project))
+    measure(figures, "preview", lambda: _plan_sql(project))
     url = server.url()
-    figures["refresh"] = timed(
-        lambda: _naapdb(project, "verify", "--stack", STACK, DATABASE_URL=url)
+    measure(
+        figures, "refresh", lambda: _naapdb(project, "verify", "--stack", STACK, DATABASE_URL=url)
     )
     set_catalogue(project, plugins + 1)
-    figures["add"] = timed(lambda: _psql(server, _plan_sql(project)))
+    measure(figures, "add", lambda: _psql(server, _plan_sql(project)))
     return figures
 
 
@@ -214,7 +228,7 @@ def run(sizes: Sequence[int], tools: Sequence[str]) -> list[dict[str, Any]]:
                 else:
                     figures = measure_psql(project, server, plugins)
                 server.stop()
-                row = {"plugins": plugins, "tool": tool, **figures}
+                row = {"plugins": plugins, "tool": tool, **figures, "load": os.getloadavg()[0]}
                 rows.append(row)
                 print(json.dumps(row), file=sys.stderr, flush=True)
     return rows
@@ -224,12 +238,18 @@ def _seconds(value: float) -> str:
     return f"{value:.2f}" if value < 10 else f"{value:.1f}"
 
 
+def _has_cpu(rows: Sequence[dict[str, Any]], tool: str) -> bool:
+    return any(row["tool"] == tool and "up cpu" in row for row in rows)
+
+
 def table(rows: Sequence[dict[str, Any]]) -> list[str]:
     """Plugins x operation, one column per tool and Pulumi's ratio to each."""
     tools = [tool for tool in TOOLS if any(row["tool"] == tool for row in rows)]
     others = [tool for tool in tools if tool != "pulumi"]
     header = ["plugins", "operation", *(f"{tool} (s)" for tool in tools)]
     header += [f"pulumi / {tool}" for tool in others if "pulumi" in tools]
+    with_cpu = [tool for tool in tools if tool != "psql" and _has_cpu(rows, tool)]
+    header += [f"{tool} CPU (s)" for tool in with_cpu]
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     for plugins in sorted({row["plugins"] for row in rows}):
         by_tool = {row["tool"]: row for row in rows if row["plugins"] == plugins}
@@ -244,8 +264,23 @@ def table(rows: Sequence[dict[str, Any]]) -> list[str]:
                     cells.append(
                         f"{by_tool['pulumi'][operation] / other[operation]:.1f}x" if other else "—"
                     )
+            for tool in with_cpu:
+                cpu = by_tool.get(tool, {}).get(f"{operation} cpu")
+                cells.append(_seconds(cpu) if cpu is not None else "—")
             lines.append("| " + " | ".join(cells) + " |")
     return lines
+
+
+def load_line(rows: Sequence[dict[str, Any]]) -> str:
+    """The 1-minute load average after each tool's run: other work on the
+    machine slows every figure, Pulumi's CPU-bound ones most."""
+    loads = [row["load"] for row in rows if "load" in row]
+    if not loads:
+        return ""
+    return (
+        f"Load average (1 min) after each tool's run: {min(loads):.1f} to {max(loads):.1f}, "
+        f"on {os.cpu_count()} cores."
+    )
 
 
 def resources_line(rows: Sequence[dict[str, Any]]) -> str:
@@ -274,6 +309,7 @@ def section(rows: Sequence[dict[str, Any]], command: str) -> str:
             *table(rows),
             "",
             resources_line(rows),
+            load_line(rows),
             ENGINE_END,
         ]
     )
@@ -328,9 +364,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows = run(sizes, tools)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
-    text = section(
-        rows, "python bench/engine.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    )
+    shown = [
+        f"--sizes {args.sizes}",
+        *(["--tools " + args.tools] if args.tools != ",".join(TOOLS) else []),
+        "--write",
+    ]
+    text = section(rows, "python bench/engine.py " + " ".join(shown))
     print(text)
     if args.write:
         write(text)
