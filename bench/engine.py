@@ -50,6 +50,7 @@ elif str(ROOT) not in sys.path:
 from bench.common import exit_on_sigterm, give_connections, synthetic_catalogue  # noqa: E402
 from bench.peer import make_tofu, missing_peer_reason  # noqa: E402
 from bench.report import ENGINE_BEGIN, ENGINE_END, RESULTS  # noqa: E402
+from bench.variants import DESIGNS, apply_design  # noqa: E402
 from naapdb.plan import AccessPlan  # noqa: E402
 from naapdb.stackfiles import load_stack_settings  # noqa: E402
 from tests.engine import STACK, Project, make_project, missing_engine_reason  # noqa: E402
@@ -210,7 +211,9 @@ def measure_psql(project: Project, server: PgServer, plugins: int) -> dict[str, 
     return figures
 
 
-def run(sizes: Sequence[int], tools: Sequence[str]) -> list[dict[str, Any]]:
+def run(
+    sizes: Sequence[int], tools: Sequence[str], design: str | None = None
+) -> list[dict[str, Any]]:
     """One row per size and tool, printed to stderr as each finishes."""
     rows: list[dict[str, Any]] = []
     with cluster_factory() as factory, tempfile.TemporaryDirectory() as scratch:
@@ -218,6 +221,8 @@ def run(sizes: Sequence[int], tools: Sequence[str]) -> list[dict[str, Any]]:
             base = Path(scratch) / f"p{plugins}"
             server = serve(factory, plugins)
             project = make_project(base / "pulumi", server, ROOT / "venv")
+            if design:
+                apply_design(project, design)
             for tool in tools:
                 if tool != "pulumi":
                     server = serve(factory, plugins)
@@ -291,7 +296,7 @@ def resources_line(rows: Sequence[dict[str, Any]]) -> str:
     return "Resources in state: " + ", ".join(parts) + "." if parts else ""
 
 
-def section(rows: Sequence[dict[str, Any]], command: str) -> str:
+def section(rows: Sequence[dict[str, Any]], command: str, design: str | None = None) -> str:
     date = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     return "\n".join(
         [
@@ -306,6 +311,7 @@ def section(rows: Sequence[dict[str, Any]], command: str) -> str:
             "--format sql` into psql, and `naapdb verify` for the drift check. What each",
             "operation is, and where Pulumi's time goes: docs/bench.md.",
             "",
+            *([f"Pulumi ran with the design `{design}` (bench/designs.py).", ""] if design else []),
             *table(rows),
             "",
             resources_line(rows),
@@ -346,6 +352,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--write", action="store_true", help="replace the engine section of RESULTS.md"
     )
     parser.add_argument("--json", type=Path, help="also write every figure to this file")
+    parser.add_argument(
+        "--design",
+        choices=sorted(DESIGNS),
+        help="run Pulumi with one of bench/designs.py's designs applied (default: as it is)",
+    )
     args = parser.parse_args(argv)
     tools = [tool for tool in args.tools.split(",") if tool]
     unknown = sorted(set(tools) - set(TOOLS))
@@ -361,15 +372,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     sizes = [int(part) for part in args.sizes.split(",") if part]
     exit_on_sigterm()
-    rows = run(sizes, tools)
+    rows = run(sizes, tools, args.design)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
     shown = [
+        *([f"--design {args.design}"] if args.design else []),
         f"--sizes {args.sizes}",
         *(["--tools " + args.tools] if args.tools != ",".join(TOOLS) else []),
         "--write",
     ]
-    text = section(rows, "python bench/engine.py " + " ".join(shown))
+    text = section(rows, "python bench/engine.py " + " ".join(shown), args.design)
     print(text)
     if args.write:
         write(text)
