@@ -67,3 +67,38 @@ def test_opentofu_applies_the_plan_and_verify_finds_no_drift(
     assert report.differences == ()
     # And the peer reads back what it applied: no change planned.
     tofu.plan_no_changes()
+
+
+@pytest.mark.bench
+def test_the_engine_benchmark_runs_all_three_tools(tmp_path: Path) -> None:
+    """bench/engine.py at its smallest, as a user runs it: a row per tool
+    with the four operations, and the connection budget fitting the server."""
+    import json
+    import subprocess
+    import sys
+
+    from tests.engine import missing_engine_reason
+
+    for reason in (missing_engine_reason(), missing_peer_reason()):
+        if reason is not None:
+            if os.environ.get("NAAPDB_REQUIRE_ENGINE") or os.environ.get("NAAPDB_REQUIRE_PEER"):
+                pytest.fail(reason)
+            pytest.skip(reason)
+    figures = tmp_path / "engine.json"
+    root = Path(__file__).resolve().parent.parent
+    result = subprocess.run(
+        [sys.executable, str(root / "bench" / "engine.py"), "--sizes", "2", "--json", str(figures)],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = json.loads(figures.read_text())
+    assert [row["tool"] for row in rows] == ["pulumi", "tofu", "psql"]
+    for row in rows:
+        assert row["resources"] > 0
+        for operation in ("up", "add", "preview", "refresh"):
+            assert row[operation] > 0 and row[f"{operation} cpu"] >= 0
+    assert "| 2 | add one plugin |" in result.stdout
