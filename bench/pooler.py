@@ -37,7 +37,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.run import POOLER_BEGIN, POOLER_END, RESULTS, synthetic_catalogue  # noqa: E402
+from bench.common import synthetic_catalogue  # noqa: E402
+from bench.report import POOLER_BEGIN, POOLER_END, RESULTS  # noqa: E402
 from naapdb import names  # noqa: E402
 from naapdb.pooler import DEFAULT_MAX_CLIENT_CONNECTIONS, pools  # noqa: E402
 from naapdb.settings import StackSettings, parse_settings  # noqa: E402

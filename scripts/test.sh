@@ -5,8 +5,10 @@
 # Where Go is installed, it first builds the real Pulumi engine
 # (scripts/build-engine.sh: cached in ~/.cache/naap-db/engine, about 12
 # minutes cold on 2 cores, seconds after that), and the integration suite
-# must then run rather than skip. NAAPDB_SKIP_ENGINE=1 skips the build (and
-# so the integration suite) for a quick run.
+# must then run rather than skip; likewise the benchmark's peer, OpenTofu and
+# terraform-provider-postgresql (scripts/build-peer.sh: ~/.cache/naap-db/peer,
+# about 6 minutes cold), which tests/test_bench_peer.py applies for real.
+# NAAPDB_SKIP_ENGINE=1 skips both builds (and those tests) for a quick run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ ! -x venv/bin/python ]; then
@@ -16,5 +18,9 @@ venv/bin/python -m pip install --quiet --disable-pip-version-check -r requiremen
 if command -v go >/dev/null && [ -z "${NAAPDB_SKIP_ENGINE:-}" ]; then
   bash scripts/build-engine.sh venv/bin/python >&2
   export NAAPDB_ENGINE_DIR="${NAAPDB_ENGINE_DIR:-$HOME/.cache/naap-db/engine}" NAAPDB_REQUIRE_ENGINE=1
+  # The benchmark's peer (OpenTofu and the upstream provider), for the
+  # tests that hold bench/engine.py's three-tool run working.
+  peer_dir=$(bash scripts/build-peer.sh | tee /dev/stderr | tail -n 1)
+  export NAAPDB_PEER_DIR="$peer_dir" NAAPDB_REQUIRE_PEER=1
 fi
 exec venv/bin/python -m pytest "$@"

@@ -70,6 +70,8 @@ class Project:
     path: Path
     server: PgServer
     environment: dict[str, str]
+    timeout: float = OPERATION_TIMEOUT
+    """Seconds one `pulumi` command may take (bench/engine.py raises it)."""
 
     def pulumi(
         self, *arguments: str, check: bool = True, stdin: str | None = None
@@ -91,7 +93,7 @@ class Project:
             input=stdin,
             capture_output=True,
             text=True,
-            timeout=OPERATION_TIMEOUT,
+            timeout=self.timeout,
             check=False,
         )
         if check and result.returncode != 0:

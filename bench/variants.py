@@ -1,0 +1,41 @@
+"""Engine settings and program changes a benchmark applies to its copy of
+the project (never to the checkout): the designs bench/designs.py weighs,
+which bench/engine.py can also apply to its Pulumi side (`--design`)."""
+
+from __future__ import annotations
+
+from tests.engine import Project
+
+ONE_FRAME = """\
+# bench/designs.py `one-frame`: each resource's stack trace cut to its first
+# frame (the source position `pulumi` shows), before the program registers any.
+import pulumi.runtime.resource as _resource
+
+_full_stack_trace = _resource._get_stack_trace
+
+
+def _first_frame():  # type: ignore[no-untyped-def]
+    trace = _full_stack_trace()
+    del trace.frames[1:]
+    return trace
+
+
+_resource._get_stack_trace = _first_frame
+"""
+DESIGNS: dict[str, tuple[dict[str, str], str]] = {
+    "as-is": ({}, ""),
+    "skip-checkpoints": ({"PULUMI_SKIP_CHECKPOINTS": "true"}, ""),
+    "no-backups": ({"PULUMI_DIY_BACKEND_DISABLE_CHECKPOINT_BACKUPS": "true"}, ""),
+    "one-frame": ({}, ONE_FRAME),
+    "skip-checkpoints+one-frame": ({"PULUMI_SKIP_CHECKPOINTS": "true"}, ONE_FRAME),
+}
+
+
+def apply_design(project: Project, design: str) -> None:
+    environment, prelude = DESIGNS[design]
+    project.environment.update(environment)
+    if prelude:
+        main = project.path / "__main__.py"
+        text = main.read_text()
+        head, future, rest = text.partition("from __future__ import annotations\n")
+        main.write_text(head + future + prelude + rest if future else prelude + text)
