@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -72,9 +71,7 @@ def measure_psql(project: Project, server: PgServer) -> float:
         text=True,
         check=True,
     ).stdout
-    psql = shutil.which("psql")
-    if psql is None:
-        raise RuntimeError("psql is not installed (Debian: apt-get install postgresql-client)")
+    psql = str(server.bin_dir / "psql")  # the wheel's, of the server's own major
     environment = {"PGPASSWORD": server.password, "PATH": "/usr/bin:/bin"}
     command = [
         psql,
