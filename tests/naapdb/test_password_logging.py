@@ -17,7 +17,6 @@ import os
 import subprocess
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import boto3
@@ -34,8 +33,9 @@ from naapdb.stackfiles import load_stack_settings
 from tests import harness
 from tests.harness import ROOT, Run
 from tests.naapdb.test_rotate import TLS_HOST, rotation_ca
-from tests.pgserver import PgServer, _bin_dir
+from tests.pgserver import PgServer
 from tests.tlsca import CaFiles
+from tests.tlspostgres import TlsBuild
 from tests.tlsserver import tls_server
 
 pytestmark = [pytest.mark.db, pytest.mark.aws]
@@ -53,7 +53,7 @@ def logging_pg(fresh_pg: PgServer) -> PgServer:
 
 
 @pytest.fixture
-def logging_tls_pg(rotation_ca: tuple[Path, CaFiles]) -> Iterator[PgServer]:
+def logging_tls_pg(rotation_ca: tuple[TlsBuild, CaFiles]) -> Iterator[PgServer]:
     """The same on a TLS server the rotation trusts (it connects verify-full only)."""
     with tls_server(*rotation_ca) as server:
         yield log_everything(server)
@@ -179,7 +179,7 @@ def sync_admin_password(pg: PgServer, run: Run) -> None:
     pg.set_passwords({"sync_admin": "stand-in-admin-password"})
     subprocess.run(
         [
-            str(_bin_dir() / "psql"),
+            str(pg.bin_dir / "psql"),
             "-v",
             "ON_ERROR_STOP=1",
             "-q",

@@ -1,7 +1,8 @@
 """Both alternating logins keep working through the pooler across a
 rotation: what RDS Proxy reads (`naapdb.proxy_credentials`), tested with
-Secrets Manager under moto, a real PostgreSQL 16 with the alternating plan
-applied, and Debian's PgBouncer standing in for the proxy.
+Secrets Manager under moto, a real PostgreSQL serving TLS (each major the
+suite runs) with the alternating plan applied, and Debian's PgBouncer
+standing in for the proxy.
 
 RDS Proxy authenticates each database user with the AWSCURRENT version of
 one secret. The stand-in does the same: its auth file is rendered from the
@@ -17,7 +18,6 @@ import json
 import secrets
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import boto3
@@ -37,6 +37,7 @@ from tests.naapdb.test_rotate import TLS_HOST, rotation_ca
 from tests.pgbouncer import REQUIRE_VARIABLE, RunningPgBouncer, missing_reason, running_pgbouncer
 from tests.pgserver import PgServer
 from tests.tlsca import CaFiles
+from tests.tlspostgres import TlsBuild
 from tests.tlsserver import tls_server
 
 pytestmark = [pytest.mark.db, pytest.mark.aws]
@@ -130,7 +131,7 @@ def connects(bouncer: RunningPgBouncer, login: str, password: str) -> bool:
 
 @pytest.fixture
 def proxied(
-    aws: Any, rotation_ca: tuple[Path, CaFiles]
+    aws: Any, rotation_ca: tuple[TlsBuild, CaFiles]
 ) -> Iterator[tuple[ProxiedDeployment, RunningPgBouncer]]:
     reason = missing_reason()
     if reason is not None:

@@ -49,7 +49,8 @@ from tests.harness import ROOT
 from tests.pgserver import PgServer, _run_as
 from tests.rotation_load import run_rotation_load
 from tests.tlsca import CaFiles, make_ca
-from tests.tlsserver import BIN_VARIABLE, tls_bin_dir, tls_server
+from tests.tlspostgres import TlsBuild
+from tests.tlsserver import tls_server
 
 pytestmark = [pytest.mark.db, pytest.mark.aws]
 
@@ -123,21 +124,20 @@ TLS_HOST = "localhost"  # the name in the test server's certificate
 
 
 @pytest.fixture
-def rotation_ca(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, CaFiles]:
-    """A PostgreSQL build with OpenSSL and a test CA the rotation trusts
+def rotation_ca(
+    tls_build: TlsBuild, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[TlsBuild, CaFiles]:
+    """The test's major built with OpenSSL and a test CA the rotation trusts
     explicitly (`NAAPDB_SSLROOTCERT` with `NAAPDB_TRUST_CA_BUNDLE=1`), as the
     Lambda trusts its bundled RDS CA: every rotation connection is verify-full."""
-    bin_dir = tls_bin_dir()
-    if bin_dir is None:
-        pytest.skip(f"no PostgreSQL built with OpenSSL here (set {BIN_VARIABLE})")
     ca = make_ca(tmp_path / "ca", (TLS_HOST,))
     monkeypatch.setenv(rds_ca.SSLROOTCERT_VARIABLE, str(ca.ca_cert))
     monkeypatch.setenv(rds_ca.TRUST_VARIABLE, "1")
-    return bin_dir, ca
+    return tls_build, ca
 
 
 @pytest.fixture
-def deployed(aws: Any, rotation_ca: tuple[Path, CaFiles]) -> Iterator[Deployment]:
+def deployed(aws: Any, rotation_ca: tuple[TlsBuild, CaFiles]) -> Iterator[Deployment]:
     """A TLS server (certificate for `localhost` from the test CA) with the
     plan applied and the secrets `pulumi up` leaves, on verify-full."""
     with tls_server(*rotation_ca) as server:

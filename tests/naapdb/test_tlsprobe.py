@@ -11,7 +11,8 @@ from naapdb import tlsprobe
 from tests.conftest import _OUR_PORTS
 from tests.pgserver import PgServer, free_port
 from tests.tlsca import make_ca
-from tests.tlsserver import BIN_VARIABLE, tls_bin_dir, tls_server
+from tests.tlspostgres import TlsBuild
+from tests.tlsserver import tls_server
 
 pytestmark = pytest.mark.db
 TIMEOUT = 5.0
@@ -29,11 +30,8 @@ def test_a_server_without_tls_answers_no(pg: PgServer) -> None:
     assert tlsprobe.sslmode_problem(pg.host, pg.port, "prefer", "mine", TIMEOUT) is None
 
 
-def test_a_server_with_tls_answers_yes(tmp_path: Path) -> None:
-    bin_dir = tls_bin_dir()
-    if bin_dir is None:
-        pytest.skip(f"no PostgreSQL built with OpenSSL here (set {BIN_VARIABLE})")
-    with tls_server(bin_dir, make_ca(tmp_path / "ca", ("localhost",))) as server:
+def test_a_server_with_tls_answers_yes(tls_build: TlsBuild, tmp_path: Path) -> None:
+    with tls_server(tls_build, make_ca(tmp_path / "ca", ("localhost",))) as server:
         assert tlsprobe.offers_tls(server.host, server.port, TIMEOUT) is True
         assert (
             tlsprobe.sslmode_problem(server.host, server.port, "verify-full", "s", TIMEOUT) is None

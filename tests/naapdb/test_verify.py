@@ -10,7 +10,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -30,6 +29,7 @@ from tests.deployed import PUSH_KEY, deploy
 from tests.naapdb.test_rotate import rotation_ca
 from tests.pgserver import PgServer, free_port
 from tests.tlsca import CaFiles
+from tests.tlspostgres import TlsBuild
 from tests.tlsserver import tls_server
 
 pytestmark = pytest.mark.db
@@ -664,7 +664,7 @@ def test_naap_readonly_can_run_verify(
 
 
 def test_alternating_rotation_prod_plan(
-    rotation_ca: tuple[Path, CaFiles],
+    rotation_ca: tuple[TlsBuild, CaFiles],
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -907,7 +907,7 @@ def test_drift_without_missing_objects_has_no_summary(
 
 
 def test_verify_reaches_an_rds_stack_only_over_verify_full(
-    rotation_ca: tuple[Path, CaFiles],
+    rotation_ca: tuple[TlsBuild, CaFiles],
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:

@@ -30,6 +30,7 @@ from tests.naapdb.test_rotate import (
     rotation_ca,
 )
 from tests.tlsca import CaFiles, make_ca
+from tests.tlspostgres import TlsBuild
 from tests.tlsserver import tls_server
 
 pytestmark = [pytest.mark.db, pytest.mark.aws]
@@ -40,7 +41,7 @@ HOST = TLS_HOST  # the name in the server's certificate; 127.0.0.1 is not in it
 
 @pytest.fixture
 def tls_deployed(
-    aws: Any, rotation_ca: tuple[Path, CaFiles]
+    aws: Any, rotation_ca: tuple[TlsBuild, CaFiles]
 ) -> Iterator[tuple[Deployment, CaFiles]]:
     """A TLS server (certificate for `localhost` from a test CA) with the
     plan applied, its secrets on verify-full by host name, and the rotation
