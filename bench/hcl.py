@@ -114,7 +114,9 @@ def _grant(database: str, grant: Grant | Revocation, after: str | None) -> tuple
 
 
 def _default(database: str, default: DefaultPrivilege, after: str | None) -> tuple[str, str]:
-    name = f"default_{default.schema or database}_{default.role}_{default.object_type}"
+    name = (
+        f"default_{default.schema or database}_{default.owner}_{default.role}_{default.object_type}"
+    )
     needs = [address for address in (after,) if address] + [
         role_address(role) for role in (default.owner, default.role) if role != PUBLIC_GRANTEE
     ]
@@ -192,11 +194,15 @@ def _resources(plan: AccessPlan, passwords: Mapping[str, str]) -> Iterator[str]:
                 "drop_cascade": False,
             },
         )
-        previous = role_address(schema.owner)
-        for role in plan.roles:
-            if role.schema == schema.name:
-                yield _role(role, groups.get(role.name, ()), passwords, previous)
-                previous = role_address(role.name)
+        # The schema's roles one after the other, those that are members of
+        # nothing first: its owner, a member of the `_ro` of schemas its
+        # plugin reads, then never waits on a role that waits on it.
+        in_schema = [role for role in plan.roles if role.schema == schema.name]
+        in_schema.sort(key=lambda role: role.name in groups)
+        previous: str | None = None
+        for role in in_schema:
+            yield _role(role, groups.get(role.name, ()), passwords, previous)
+            previous = role_address(role.name)
         last = f"postgresql_schema.{schema.name}"
         for revocation in plan.revocations:
             if revocation.schema == schema.name:
