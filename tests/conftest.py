@@ -194,7 +194,7 @@ def fresh_pg(pg_clusters: ClusterFactory) -> Iterator[PgServer]:
     that changes roles or grants must not share one."""
     server = pg_clusters.start()
     yield server
-    server.stop()
+    pg_clusters.discard(server)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -65,7 +65,7 @@ def project(
     for statement in ("ALTER SYSTEM SET log_statement = 'all'", "SELECT pg_reload_conf()"):
         server.execute(statement, dbname="postgres")
     yield make_project(tmp_path_factory.mktemp("engine"), server)
-    server.stop()
+    pg_factories(ENGINE_POSTGRES).discard(server)
 
 
 @pytest.fixture(scope="module")

@@ -57,8 +57,8 @@ def dev_servers(
     for server in servers.values():
         apply_plan(server, DEV_PLAN)
     yield servers
-    for server in servers.values():
-        server.stop()
+    for version, server in servers.items():
+        pg_factories(version).discard(server)
 
 
 def report_of(server: PgServer) -> verify.Report:

@@ -381,7 +381,7 @@ def cluster(pg_clusters: ClusterFactory) -> Iterator[PgServer]:
     share the cluster and get a fresh database `naap` each."""
     server = pg_clusters.start()
     yield server
-    server.stop()
+    pg_clusters.discard(server)
 
 
 @pytest.fixture
