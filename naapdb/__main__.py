@@ -33,9 +33,10 @@ naap-db's ops tools for the NAAP platform's PostgreSQL (one database `naap`,
 one schema per plugin): print a stack's access plan, check the live database
 against it, push the schema migrations, check a Prisma schema against the
 plugin catalogue, rotate a prod login, write a .env, and recover a stack
-after a `pulumi up` that did not finish. Plain Python: no
-Pulumi engine. Connection strings come from the environment (DATABASE_URL),
-never from argv. Exit codes: 0 ok, 1 the check failed, 2 bad input or error."""
+after a `pulumi up` that did not finish. Plain Python: no Pulumi engine
+(`recover` runs the pulumi CLI). Connection strings come from the
+environment (DATABASE_URL), never from argv. Exit codes: 0 ok, 1 the
+check failed, 2 bad input or error."""
 
 EPILOG = """\
 Run it from the checkout as bin/naapdb (any directory works: it uses the

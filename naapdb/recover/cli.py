@@ -20,7 +20,7 @@ from typing import Any
 from naapdb.recover.errors import RecoverError
 
 Runner = Callable[..., subprocess.CompletedProcess[str]]
-SKIP_CHECKPOINTS = "PULUMI_SKIP_CHECKPOINTS"
+SKIP_CHECKPOINTS_VARIABLE = "PULUMI_SKIP_CHECKPOINTS"
 LOCKED = "the stack is currently locked"
 # A `pulumi` command may run the whole program (the targeted up).
 TIMEOUT = 3600
@@ -41,7 +41,7 @@ class PulumiCli:
         self.project = project
         self._run = run
         self._environ = dict(os.environ if environ is None else environ)
-        self._environ[SKIP_CHECKPOINTS] = "true"
+        self._environ[SKIP_CHECKPOINTS_VARIABLE] = "true"
 
     def _pulumi(self, *arguments: str) -> str:
         command = [

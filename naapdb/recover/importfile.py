@@ -41,14 +41,15 @@ def import_file(
     """The import file for `adoptions`, on top of `state`."""
     name_table: dict[str, str] = {}
     resources: list[dict[str, Any]] = []
-    for node in urns.ancestors(tuple(adoption.what.node for adoption in adoptions)):
-        urn = node.urn(stack, project)
-        if urn in state:
-            name_table[node.name] = urn
-        else:
-            resources.append(
-                {"type": node.type, "name": node.name, "component": True, **_parent(node)}
-            )
+    nodes = tuple(adoption.what.node for adoption in adoptions)
+    missing = [n for n in urns.ancestors(nodes) if n.urn(stack, project) not in state]
+    for node in missing:
+        component = {"type": node.type, "name": node.name, "component": True}
+        resources.append({**component, **_parent(node)})
+    # The parents the entries name that the state already holds.
+    for node in (*missing, *nodes):
+        if node.parent is not None and node.parent.urn(stack, project) in state:
+            name_table[node.parent.name] = node.parent.urn(stack, project)
     provider = urns.admin_provider()
     if any(adoption.what.uses_admin_provider for adoption in adoptions):
         provider_urn = provider.urn(stack, project)
