@@ -24,6 +24,7 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -41,7 +42,8 @@ EXTRA_PLUGINS = [
 ]
 # Polls of the server while `pulumi up` runs.
 POLL_SECONDS = 0.02
-WAIT_SECONDS = 300
+# The first `up` creates the copy's venv before any role.
+WAIT_SECONDS = 600
 
 
 @pytest.fixture(scope="module")
@@ -60,11 +62,16 @@ def project(
 
 def _roles(server: PgServer, pattern: str = "%") -> set[str]:
     with server.connect() as admin:
-        rows = admin.execute(
-            "SELECT rolname FROM pg_roles WHERE rolname LIKE %s AND rolname <> 'postgres' "
-            "AND rolname NOT LIKE 'pg\\_%%'",
-            (pattern,),
-        ).fetchall()
+        return _named(admin, pattern)
+
+
+def _named(admin: psycopg.Connection[Any], pattern: str = "%") -> set[str]:
+    """The roles LIKE `pattern`, the server's own aside."""
+    rows = admin.execute(
+        "SELECT rolname FROM pg_roles WHERE rolname LIKE %s AND rolname <> 'postgres' "
+        "AND rolname NOT LIKE 'pg\\_%%'",
+        (pattern,),
+    ).fetchall()
     return {str(row[0]) for row in rows}
 
 
@@ -96,12 +103,13 @@ def _gone(pid: int) -> bool:
     return state in ("Z", "X")
 
 
-def _up_killed_when(project: Project, ready: Callable[[], bool]) -> str:
+def _up_killed_when(project: Project, ready: Callable[[psycopg.Connection[Any]], bool]) -> str:
     """Start `pulumi up` as a user does, SIGKILL it and everything it started
-    as soon as `ready()` holds, and return what it printed. Fails if the
-    update ended first (the kill would prove nothing)."""
+    as soon as `ready(admin)` holds (polled on one open connection), and
+    return what it printed. Fails if the update ended first (the kill would
+    prove nothing)."""
     log = project.path.parent / "killed-up.log"
-    with log.open("w") as output:
+    with log.open("w") as output, project.server.connect() as admin:
         up = subprocess.Popen(
             ["pulumi", "up", "--yes", "--skip-preview", "--stack", STACK, "--non-interactive"],
             cwd=project.path,
@@ -111,7 +119,7 @@ def _up_killed_when(project: Project, ready: Callable[[], bool]) -> str:
             start_new_session=True,
         )
         deadline = time.monotonic() + WAIT_SECONDS
-        while not ready():
+        while not ready(admin):
             assert up.poll() is None, f"`pulumi up` ended before the kill:\n{log.read_text()}"
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(POLL_SECONDS)
@@ -196,7 +204,7 @@ def test_a_first_up_killed_midway_needs_only_recover(project: Project) -> None:
     a targeted up and imports every role that exists; `pulumi up` finishes."""
     planned = {role.name for role in load_stack_settings(STACK, project.path).plan.roles}
     server = project.server
-    _up_killed_when(project, lambda: len(_roles(server) & planned) >= 12)
+    _up_killed_when(project, lambda admin: len(_named(admin) & planned) >= 12)
     left = _roles(server) & planned
     assert len(left) >= 12 and left != planned
     assert _locked(project)
@@ -223,7 +231,7 @@ def test_an_update_killed_midway_loses_no_row_and_recovers_with_unlock(project: 
     before = _rows(server)
     assert before['public."User"']
     project.edit_catalog(lambda entries: entries.extend(dict(e) for e in EXTRA_PLUGINS))
-    _up_killed_when(project, lambda: len(_roles(server, "%extra%")) >= 8)
+    _up_killed_when(project, lambda admin: len(_named(admin, "%extra%")) >= 8)
     new = _roles(server, "%extra%")
     assert new and not new & _state_roles(project)
 
@@ -253,7 +261,7 @@ def test_a_removal_killed_midway_is_finished_by_the_next_up(project: Project) ->
             slice(None), [e for e in entries if not e["plugin"].startswith("extra")]
         )
     )
-    _up_killed_when(project, lambda: len(_roles(server, "%extra%")) < count)
+    _up_killed_when(project, lambda admin: len(_named(admin, "%extra%")) < count)
     dropped = {name for name in _state_roles(project) if "extra" in name} - _roles(server)
     assert dropped
 

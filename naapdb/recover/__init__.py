@@ -34,6 +34,7 @@ When nothing is missing it only reads: one export, one query (and, in dev,
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -67,8 +68,9 @@ class Recovery:
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     out: Callable[[str], None] = print
 
-    @property
+    @functools.cached_property
     def project_name(self) -> str:
+        """Pulumi.yaml's `name`, read once (a URN per role needs it)."""
         document = read_yaml(self.project / PROJECT_FILE) or {}
         return str(document.get("name", ""))
 
