@@ -6,6 +6,7 @@ import naapdb  # noqa: F401  first: stops a Python older than 3.11 with one line
 from components.database import NaapDatabase, export_outputs
 from components.process import leave_quietly_when_interrupted
 from components.settings import load_settings
+from naapdb.urns import ROOT
 
 # A one-shot program that keeps nearly everything it allocates (every
 # resource's Outputs and futures) alive until it exits: the cyclic collector
@@ -15,4 +16,4 @@ from components.settings import load_settings
 gc.disable()
 leave_quietly_when_interrupted()
 
-export_outputs(NaapDatabase("naap", load_settings()))
+export_outputs(NaapDatabase(ROOT, load_settings()))

@@ -3,18 +3,22 @@ operations of bench/engine.py for Pulumi, with the stack as it is but an
 engine setting or a program change applied to the copy the benchmark runs
 (never to the checkout).
 
-    python bench/designs.py [--sizes 50,200] [--designs skip-checkpoints,...] [--json FILE]
+    python bench/designs.py [--sizes 50,200] [--designs checkpoints,...] [--json FILE]
 
-Designs (`as-is` measures the stack unchanged, in the same run):
+Designs (`as-is` measures the stack as the project runs it, in the same
+run: since issue 23 that skips intermediate checkpoints, as tests/engine.py's
+environment and the README's setup do):
 
+- `checkpoints`: PULUMI_SKIP_CHECKPOINTS=false, the engine saves the whole
+  snapshot after every step (Pulumi's default; prod's updates keep it);
 - `skip-checkpoints`: PULUMI_SKIP_CHECKPOINTS=true, the engine writes the
-  snapshot once, at the end, instead of after every step;
-- `no-backups`: PULUMI_DIY_BACKEND_DISABLE_CHECKPOINT_BACKUPS=true, the file
-  backend stops copying the previous checkpoint before each write;
-- `one-frame`: the program sends each resource's source position only, not the
-  whole Python stack the SDK records (about half of every resource's bytes in
-  the snapshot), by wrapping `pulumi.runtime.resource._get_stack_trace` in the
-  copy's `__main__.py`;
+  snapshot once, at the end, instead of after every step (what `as-is` is);
+- `no-backups`: with checkpoints, PULUMI_DIY_BACKEND_DISABLE_CHECKPOINT_BACKUPS=true:
+  the file backend stops copying the previous checkpoint before each write;
+- `one-frame`: with checkpoints, the program sends each resource's source
+  position only, not the whole Python stack the SDK records (about half of
+  every resource's bytes in the snapshot), by wrapping
+  `pulumi.runtime.resource._get_stack_trace` in the copy's `__main__.py`;
 - `skip-checkpoints+one-frame`: both.
 
 docs/bench.md records what they gave and the choice.

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
+from naapdb import names
 from naapdb.plan import AccessPlan, DefaultPrivilege, Grant, Revocation, Role
 from naapdb.sql import DENIED_ATTRIBUTES
 
@@ -114,9 +115,10 @@ def _grant(database: str, grant: Grant | Revocation, after: str | None) -> tuple
 
 
 def _default(database: str, default: DefaultPrivilege, after: str | None) -> tuple[str, str]:
-    name = (
-        f"default_{default.schema or database}_{default.owner}_{default.role}_{default.object_type}"
-    )
+    # An owner's own defaults (schema None: PUBLIC's EXECUTE revoked on the
+    # functions it creates) are one per schema owner since issue 20.
+    scope = default.schema or f"{database}_{default.owner}"
+    name = f"default_{scope}_{default.role}_{default.object_type}"
     needs = [address for address in (after,) if address] + [
         role_address(role) for role in (default.owner, default.role) if role != PUBLIC_GRANTEE
     ]
@@ -176,11 +178,14 @@ def _resources(plan: AccessPlan, passwords: Mapping[str, str]) -> Iterator[str]:
     for membership in plan.memberships:
         groups.setdefault(membership.member, []).append(membership.group)
     database = plan.database
-    # Roles that are members of nothing first, then each schema's group roles
-    # one after the other, then the identities (components/access.py's order).
-    schema_roles = {role.name for role in plan.roles if role.schema is not None}
+    # components/access.py's dependencies: the database's roles that are
+    # members of nothing first; in each schema its group roles one after the
+    # other, then its owner and push login; the schema after its owner; then
+    # one chain of the schema's privileges (its owner's own default, PUBLIC's
+    # EXECUTE revoked, included); the identities after their groups.
+    owned_by = {s.owner: s.name for s in plan.schemas if s.owner != names.OWNER}
     for role in plan.roles:
-        if role.name not in groups and role.name not in schema_roles:
+        if role.schema is None and role.name not in groups:
             yield _role(role, (), passwords, None)
     for schema in plan.schemas:
         yield _block(
@@ -194,13 +199,9 @@ def _resources(plan: AccessPlan, passwords: Mapping[str, str]) -> Iterator[str]:
                 "drop_cascade": False,
             },
         )
-        # The schema's roles one after the other, those that are members of
-        # nothing first: its owner, a member of the `_ro` of schemas its
-        # plugin reads, then never waits on a role that waits on it.
-        in_schema = [role for role in plan.roles if role.schema == schema.name]
-        in_schema.sort(key=lambda role: role.name in groups)
         previous: str | None = None
-        for role in in_schema:
+        in_schema = [role for role in plan.roles if role.schema == schema.name]
+        for role in sorted(in_schema, key=lambda r: r.purpose not in ("rw", "ro")):
             yield _role(role, groups.get(role.name, ()), passwords, previous)
             previous = role_address(role.name)
         last = f"postgresql_schema.{schema.name}"
@@ -212,11 +213,11 @@ def _resources(plan: AccessPlan, passwords: Mapping[str, str]) -> Iterator[str]:
             block, last = _grant(database, grant, last)
             yield block
         for default in plan.default_privileges:
-            if default.schema == schema.name:
+            if (default.schema or owned_by.get(default.owner)) == schema.name:
                 block, last = _default(database, default, last)
                 yield block
     for role in plan.roles:
-        if role.name in groups and role.name not in schema_roles:
+        if role.schema is None and role.name in groups:
             yield _role(role, groups[role.name], passwords, None)
     chain: str | None = None
     for revocation in plan.revocations:
@@ -227,5 +228,5 @@ def _resources(plan: AccessPlan, passwords: Mapping[str, str]) -> Iterator[str]:
         block, chain = _grant(database, grant, chain)
         yield block
     for default in plan.default_privileges:
-        if default.schema is None:
+        if default.schema is None and default.owner not in owned_by:
             yield _default(database, default, None)[0]

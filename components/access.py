@@ -110,9 +110,7 @@ from naapdb.plan import (
     SchemaPlan,
 )
 from naapdb.settings import StackSettings
-
-ACCESS_TYPE = "naap:database:DatabaseAccess"
-SCHEMA_ACCESS_TYPE = "naap:database:SchemaAccess"
+from naapdb.urns import ACCESS_TYPE, SCHEMA_ACCESS_TYPE, child_name, role_name
 
 # Rotation (alternating) changes login passwords after creation: `pulumi up`
 # must not put back the password it first generated (`_a`), nor clear the
@@ -278,7 +276,7 @@ class _Declarer:
         password = role_password(self.passwords.get(role.name), role.name)
         limits = role.limits
         resource = postgresql.Role(
-            f"{prefix}-role-{role.name}",
+            role_name(prefix, role.name),
             name=role.name,
             login=role.login,
             password=password,
@@ -498,7 +496,7 @@ class DatabaseAccess(pulumi.ComponentResource):
         schema_access = {
             schema.name: functools.partial(
                 SchemaAccess,
-                f"{name}-{schema.name}",
+                child_name(name, schema.name),
                 by_schema[schema.name],
                 declarer,
                 pulumi.ResourceOptions(parent=self, provider=provider),

@@ -18,6 +18,7 @@ from components.urls import client_urls, read_urls
 from naapdb.plan import Rotation
 from naapdb.pushkey import PUSH_KEY_OUTPUT
 from naapdb.settings import StackSettings
+from naapdb.urns import ACCESS, DATABASE_TYPE, POOLER, SERVER, child_name
 
 
 class NaapDatabase(pulumi.ComponentResource):
@@ -26,13 +27,13 @@ class NaapDatabase(pulumi.ComponentResource):
     def __init__(
         self, name: str, settings: StackSettings, opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        super().__init__("naap:database:NaapDatabase", name, None, opts)
+        super().__init__(DATABASE_TYPE, name, None, opts)
         self.settings = settings
         child = pulumi.ResourceOptions(parent=self)
-        self.server = DatabaseServer(f"{name}-server", settings, child)
+        self.server = DatabaseServer(child_name(name, SERVER), settings, child)
         self.credentials = Credentials(f"{name}-credentials", settings, self.server, child)
         self.access = DatabaseAccess(
-            f"{name}-access",
+            child_name(name, ACCESS),
             settings,
             self.server.provider,
             {**self.credentials.passwords, **self.credentials.push_passwords},
@@ -41,7 +42,7 @@ class NaapDatabase(pulumi.ComponentResource):
         self.pooler: ConnectionPooler | None = None
         if settings.pooler is not None:
             self.pooler = ConnectionPooler(
-                f"{name}-pooler", settings, self.server, self.credentials.passwords, child
+                child_name(name, POOLER), settings, self.server, self.credentials.passwords, child
             )
         self.replicas: ReadReplicas | None = None
         if settings.replicas:

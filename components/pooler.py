@@ -34,6 +34,7 @@ from naapdb.pooler import (
     pools,
 )
 from naapdb.settings import StackSettings
+from naapdb.urns import POOLER_CONTAINER, POOLER_TYPE, child_name
 
 # Inside the container PgBouncer listens on its usual port.
 LISTEN_PORT = 6432
@@ -58,7 +59,7 @@ class ConnectionPooler(pulumi.ComponentResource):
         passwords: Mapping[str, pulumi.Output[str]],
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        super().__init__("naap:database:ConnectionPooler", name, None, opts)
+        super().__init__(POOLER_TYPE, name, None, opts)
         pooler = settings.pooler
         assert pooler is not None  # NaapDatabase builds this only for a pooler
         self.sslmode = pooler.sslmode
@@ -115,7 +116,7 @@ class ConnectionPooler(pulumi.ComponentResource):
             for key, value in stack_labels(settings.stack).items()
         ]
         container = docker.Container(
-            f"{name}-container",
+            child_name(name, POOLER_CONTAINER),
             name=pooler.container_name or f"{physical_name(settings.stack)}-pooler",
             image=image.image_id,
             # The image's entrypoint would write its own config from the

@@ -20,7 +20,6 @@ the server ready."""
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import pulumi
@@ -41,8 +40,9 @@ from components.rds import (
     security_group,
 )
 from components.settings import admin_password
-from naapdb import names, scram, tlsprobe
+from naapdb import names, scram, tlsprobe, urns
 from naapdb.limits import POSTGRES_DEFAULT_MAX_CONNECTIONS
+from naapdb.names import physical_name, stack_labels
 from naapdb.pooler import ContainerPooler
 from naapdb.rds_ca import CheckedBundle
 from naapdb.settings import ContainerServer, ExternalServer, RdsServer, StackSettings
@@ -107,7 +107,7 @@ class DatabaseServer(pulumi.ComponentResource):
     def __init__(
         self, name: str, settings: StackSettings, opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        super().__init__("naap:database:DatabaseServer", name, None, opts)
+        super().__init__(urns.SERVER_TYPE, name, None, opts)
         self._ready: list[pulumi.Resource] = []
         self.master_secret_arn = None
         self.vpc_id = None
@@ -128,7 +128,7 @@ class DatabaseServer(pulumi.ComponentResource):
         else:
             self._external(server, settings.stack)
         self.provider = postgresql.Provider(
-            f"{name}-admin",
+            urns.child_name(name, urns.ADMIN_PROVIDER),
             host=self.host,
             port=self.port,
             database=self.database,
@@ -159,14 +159,14 @@ class DatabaseServer(pulumi.ComponentResource):
         container_name = server.container_name or base
         child = pulumi.ResourceOptions(parent=self)
         image = docker.RemoteImage(
-            f"{name}-image",
+            urns.child_name(name, urns.SERVER_IMAGE),
             name=server.image,
             # `pulumi destroy` keeps the image, so the next `up` needs no download.
             keep_locally=True,
             opts=child,
         )
         volume = docker.Volume(
-            f"{name}-data",
+            urns.child_name(name, urns.SERVER_VOLUME),
             name=f"{base}-data",
             labels=[
                 docker.VolumeLabelArgs(label=key, value=value)
@@ -180,7 +180,7 @@ class DatabaseServer(pulumi.ComponentResource):
         )
         credentials = settings.credentials
         password = random.RandomPassword(
-            f"{name}-admin-password",
+            urns.child_name(name, urns.SERVER_PASSWORD),
             length=credentials.password_length,
             # Letters and digits: safe in a URL, a libpq string, a shell and SQL.
             special=False,
@@ -191,13 +191,15 @@ class DatabaseServer(pulumi.ComponentResource):
         networks = None
         if isinstance(settings.pooler, ContainerPooler):
             # PgBouncer reaches this container by name on the stack's network.
-            network = pooler_network(f"{name}-network", settings.stack, self)
+            network = pooler_network(
+                urns.child_name(name, urns.SERVER_NETWORK), settings.stack, self
+            )
             self.network_name, self.container_name = network.name, container_name
             networks = [
                 docker.ContainerNetworksAdvancedArgs(name=network.name, aliases=[container_name])
             ]
         container = docker.Container(
-            f"{name}-container",
+            urns.child_name(name, urns.SERVER_CONTAINER),
             name=container_name,
             image=image.image_id,
             command=container_command(settings.budget.ceiling.max_connections),
@@ -237,7 +239,7 @@ class DatabaseServer(pulumi.ComponentResource):
             ),
         )
         sync = command.local.Command(
-            f"{name}-admin-password-sync",
+            urns.child_name(name, urns.SERVER_PASSWORD_SYNC),
             create=sync_password_command(container_name, server.admin_user),
             stdin=SYNC_PASSWORD_SQL,
             # The verifier, not the password: the ALTER ROLE never carries it.
@@ -439,19 +441,6 @@ def pooler_network(name: str, stack: str, parent: pulumi.Resource) -> docker.Net
         labels=[docker.NetworkLabelArgs(label=k, value=v) for k, v in stack_labels(stack).items()],
         opts=pulumi.ResourceOptions(parent=parent),
     )
-
-
-def physical_name(stack: str) -> str:
-    """The name of the stack's server objects (container, volume, RDS
-    identifier, groups): letters, digits and hyphens, starting with a letter,
-    short enough for RDS's 63-character identifiers."""
-    slug = re.sub(r"[^a-z0-9]+", "-", stack.lower()).strip("-")[:40].rstrip("-")
-    return f"naap-db-{slug or 'stack'}"
-
-
-def stack_labels(stack: str) -> dict[str, str]:
-    """Docker labels: which project and stack a container or volume belongs to."""
-    return {"naap-db.project": "naap-db", "naap-db.stack": stack}
 
 
 def stack_tags(stack: str) -> dict[str, str]:

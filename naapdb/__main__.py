@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "prisma-check": ("prisma_check", "compare a schema.prisma `schemas` list with the catalogue"),
     "rotate": ("rotate", "rotate one alternating-login secret in Secrets Manager"),
     "dotenv": ("dotenv", "print .env lines from `pulumi stack output --json --show-secrets`"),
+    "recover": ("recover", "after a `pulumi up` that did not finish: adopt what it left, unlock"),
 }
 
 
@@ -31,9 +32,11 @@ DESCRIPTION = """\
 naap-db's ops tools for the NAAP platform's PostgreSQL (one database `naap`,
 one schema per plugin): print a stack's access plan, check the live database
 against it, push the schema migrations, check a Prisma schema against the
-plugin catalogue, rotate a prod login, and write a .env. Plain Python: no
-Pulumi engine. Connection strings come from the environment (DATABASE_URL),
-never from argv. Exit codes: 0 ok, 1 the check failed, 2 bad input or error."""
+plugin catalogue, rotate a prod login, write a .env, and recover a stack
+after a `pulumi up` that did not finish. Plain Python: no Pulumi engine
+(`recover` runs the pulumi CLI). Connection strings come from the
+environment (DATABASE_URL), never from argv. Exit codes: 0 ok, 1 the
+check failed, 2 bad input or error."""
 
 EPILOG = """\
 Run it from the checkout as bin/naapdb (any directory works: it uses the

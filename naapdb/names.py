@@ -3,6 +3,8 @@ length checks, the plan, the components and verify can never disagree."""
 
 from __future__ import annotations
 
+import re
+
 DATABASE = "naap"
 # The platform's own owner: it keeps `naap_meta` (the push's ledger and its
 # recorder). Every catalogue schema has an owner of its own (`schema_owner`).
@@ -68,3 +70,17 @@ def plugin_login(plugin: str) -> str:
 def alternate_logins(identity: str) -> tuple[str, ...]:
     """The two logins that carry an identity under alternating rotation."""
     return tuple(identity + suffix for suffix in ALTERNATE_SUFFIXES)
+
+
+def physical_name(stack: str) -> str:
+    """The name of the stack's server objects (container, volume, RDS
+    identifier, groups): letters, digits and hyphens, starting with a letter,
+    short enough for RDS's 63-character identifiers."""
+    slug = re.sub(r"[^a-z0-9]+", "-", stack.lower()).strip("-")[:40].rstrip("-")
+    return f"naap-db-{slug or 'stack'}"
+
+
+def stack_labels(stack: str) -> dict[str, str]:
+    """Docker labels: which project and stack a container or volume belongs to
+    (`recover` adopts only a container or network that carries them)."""
+    return {"naap-db.project": "naap-db", "naap-db.stack": stack}

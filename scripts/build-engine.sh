@@ -44,9 +44,10 @@ stamp=$( { go version; echo "$cli_version ${versions[*]}"; cat engine/go.mod eng
            find engine -name '*.go' -o -name 'go.*' | sort | xargs cat; } | sha256sum | cut -d' ' -f1)
 # The one line that makes a shell use this engine: its CLI first on PATH, its
 # plugins (PULUMI_HOME), and no download of a plugin it lacks (the docker and
-# aws SDKs' plugins, which an `external` stack never starts).
+# aws SDKs' plugins, which an `external` stack never starts); and, as the
+# README's setup, the state saved once per update (docs/recovery.md).
 use_line() {
-  printf 'export PATH=%q:"$PATH" PULUMI_HOME=%q PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true\n' \
+  printf 'export PATH=%q:"$PATH" PULUMI_HOME=%q PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true PULUMI_SKIP_CHECKPOINTS=true\n' \
     "$bin" "$PULUMI_HOME"
 }
 if [ -f "$engine_dir/stamp" ] && [ "$(cat "$engine_dir/stamp")" = "$stamp" ] && [ -x "$bin/pulumi" ]; then

@@ -179,7 +179,9 @@ def copy_project(destination: Path, source: Path = ROOT) -> Path:
 
 def engine_environment(state: Path) -> dict[str, str]:
     """The environment a user has after the build script's one line (the
-    engine's CLI first on PATH, its PULUMI_HOME, no plugin download), with
+    engine's CLI first on PATH, its PULUMI_HOME, no plugin download) and the
+    README's setup (PULUMI_SKIP_CHECKPOINTS: the state is saved once per
+    update, docs/recovery.md), with
     state in a file backend at `state`, and pip installing from the folder
     of wheels (PIP_NO_INDEX, PIP_FIND_LINKS: pip's own environment options)
     into venvs made by this interpreter's Python (PULUMI_PYTHON_CMD), whose
@@ -197,6 +199,7 @@ def engine_environment(state: Path) -> dict[str, str]:
         PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION="true",
         PULUMI_BACKEND_URL=state.as_uri(),
         PULUMI_SKIP_UPDATE_CHECK="true",
+        PULUMI_SKIP_CHECKPOINTS="true",
         PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK="true",
         PULUMI_PYTHON_CMD=str(Path(sys._base_executable)),  # type: ignore[attr-defined]
         PIP_NO_INDEX="1",

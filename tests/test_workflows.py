@@ -47,8 +47,10 @@ def uses(job: dict[str, Any], action: str) -> list[dict[str, Any]]:
 
 
 def one_pulumi_step(job: dict[str, Any]) -> dict[str, Any]:
-    found = uses(job, "pulumi/actions")
-    assert len(found) == 1, f"expected one pulumi/actions step, got {len(found)}"
+    """The job's one pulumi/actions step that runs a command (another may
+    only install the CLI, for a step that runs it before)."""
+    found = [s for s in uses(job, "pulumi/actions") if "command" in (s.get("with") or {})]
+    assert len(found) == 1, f"expected one pulumi/actions command step, got {len(found)}"
     assert found[0]["uses"] == "pulumi/actions@v6"
     return dict(found[0]["with"])
 
@@ -189,6 +191,36 @@ def test_deploy_prod_by_dispatch_through_production_applying_the_plan() -> None:
     assert order.index("actions/download-artifact") < order.index("pulumi/actions")
     for job in (jobs["dev"], plan_job, prod):
         assert job["permissions"]["id-token"] == "write"
+
+
+def test_dev_deploys_recover_first_and_save_the_state_once() -> None:
+    """docs/recovery.md: dev's updates skip intermediate checkpoints, so each
+    first runs `naapdb recover --unlock` (after the CLI is installed and the
+    state's credentials are in place), which is safe only because this job's
+    runs of dev never overlap."""
+    dev = load("deploy.yml")["jobs"]["dev"]
+    assert dev["env"]["PULUMI_SKIP_CHECKPOINTS"] == "true"
+    assert dev["concurrency"]["cancel-in-progress"] is False
+    order = steps(dev)
+    (recover,) = [i for i, s in enumerate(order) if "naapdb recover" in s.get("run", "")]
+    assert order[recover]["run"].split() == ["bin/naapdb", "recover", "--stack", "dev", "--unlock"]
+    installs = [i for i, s in enumerate(order) if s.get("uses", "").startswith("pulumi/actions")]
+    (up,) = [i for i in installs if "command" in order[i]["with"]]
+    (aws,) = [i for i, s in enumerate(order) if "configure-aws-credentials" in s.get("uses", "")]
+    assert aws < recover < up and any(i < recover for i in installs)
+    assert "venv/bin/pip install" in "".join(s.get("run", "") for s in order[:recover])
+
+
+def test_prod_updates_keep_checkpoints_and_every_preview_skips_them() -> None:
+    """A preview saves nothing; prod's `up` keeps Pulumi's checkpoints
+    (recovery covers neither its AWS objects nor its reviewed plan)."""
+    deploy, jobs = load("deploy.yml")["jobs"], []
+    assert deploy["prod"]["env"]["PULUMI_SKIP_CHECKPOINTS"] == "false"
+    jobs += [deploy["prod-plan"], load("pull-request.yml")["jobs"]["preview"]]
+    jobs += list(load("nightly.yml")["jobs"].values())
+    for job in jobs:
+        assert one_pulumi_step(job)["command"] == "preview"
+        assert job["env"]["PULUMI_SKIP_CHECKPOINTS"] == "true"
 
 
 def test_nightly_checks_drift_on_each_stack() -> None:
