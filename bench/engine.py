@@ -53,7 +53,7 @@ elif str(ROOT) not in sys.path:
 
 from bench.common import exit_on_sigterm, give_connections, synthetic_catalogue  # noqa: E402
 from bench.peer import make_tofu, missing_peer_reason  # noqa: E402
-from bench.report import ENGINE_BEGIN, ENGINE_END, RESULTS  # noqa: E402
+from bench.report import ENGINE_BEGIN, ENGINE_END, write_section  # noqa: E402
 from bench.variants import DESIGNS, apply_design  # noqa: E402
 from naapdb.plan import AccessPlan  # noqa: E402
 from naapdb.stackfiles import load_stack_settings  # noqa: E402
@@ -359,13 +359,7 @@ def section(rows: Sequence[dict[str, Any]], command: str, design: str | None = N
 
 
 def write(text: str) -> None:
-    current = RESULTS.read_text()
-    if ENGINE_BEGIN in current and ENGINE_END in current:
-        head, rest = current.split(ENGINE_BEGIN, 1)
-        current = head + text + rest.split(ENGINE_END, 1)[1]
-    else:
-        current = current.rstrip("\n") + "\n\n" + text + "\n"
-    RESULTS.write_text(current)
+    write_section(text, ENGINE_BEGIN, ENGINE_END)
 
 
 def _missing(tools: Sequence[str]) -> str | None:

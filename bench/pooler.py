@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.common import synthetic_catalogue  # noqa: E402
-from bench.report import POOLER_BEGIN, POOLER_END, RESULTS  # noqa: E402
+from bench.report import POOLER_BEGIN, POOLER_END, write_section  # noqa: E402
 from naapdb import names  # noqa: E402
 from naapdb.pooler import DEFAULT_MAX_CLIENT_CONNECTIONS, pools  # noqa: E402
 from naapdb.settings import StackSettings, parse_settings  # noqa: E402
@@ -283,13 +283,7 @@ def section(figures: dict[str, Any], command: str) -> str:
 
 
 def write(text: str) -> None:
-    current = RESULTS.read_text()
-    if BEGIN in current and END in current:
-        head, rest = current.split(BEGIN, 1)
-        current = head + text + rest.split(END, 1)[1]
-    else:
-        current = current.rstrip("\n") + "\n\n" + text + "\n"
-    RESULTS.write_text(current)
+    write_section(text, BEGIN, END)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -287,6 +287,22 @@ def engine_section() -> str:
     return kept
 
 
+def write_section(text: str, begin: str, end: str) -> None:
+    """Replace the section between `begin` and `end` in RESULTS.md with `text`.
+
+    The engine and pooler benchmarks each own one marked section, so one
+    can be re-run without losing the other's figures; a file without the
+    markers gets the section appended.
+    """
+    current = RESULTS.read_text()
+    if begin in current and end in current:
+        head, rest = current.split(begin, 1)
+        current = head + text + rest.split(end, 1)[1]
+    else:
+        current = current.rstrip("\n") + "\n\n" + text + "\n"
+    RESULTS.write_text(current)
+
+
 def machine_info() -> dict[str, Any]:
     model = ""
     with contextlib.suppress(OSError):

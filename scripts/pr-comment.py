@@ -77,9 +77,7 @@ def find_comment(
         url = f"{api}/repos/{repo}/issues/{number}/comments?per_page={PER_PAGE}&page={page}"
         comments = request("GET", url, token)
         for comment in comments:
-            if written_by(comment, author) and str(comment.get("body", "")).startswith(
-                marker(key)
-            ):
+            if written_by(comment, author) and str(comment.get("body", "")).startswith(marker(key)):
                 return int(comment["id"])
         if len(comments) < PER_PAGE:
             return None

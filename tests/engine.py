@@ -63,6 +63,19 @@ def missing_engine_reason() -> str | None:
     return f"the engine is not built in {engine_dir()}: run `bash {BUILD_SCRIPT}`"
 
 
+def require_engine() -> None:
+    """Skip the calling test where the engine is missing, or fail it where
+    NAAPDB_REQUIRE_ENGINE says the engine was built for this run."""
+    import pytest  # bench/ imports this module too, without pytest
+
+    reason = missing_engine_reason()
+    if reason is None:
+        return
+    if os.environ.get("NAAPDB_REQUIRE_ENGINE"):
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
 @dataclass
 class Project:
     """A copy of the project with its own file backend and stack."""

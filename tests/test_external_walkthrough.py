@@ -35,7 +35,7 @@ from tests.engine import (
     ROOT,
     copy_project,
     engine_environment,
-    missing_engine_reason,
+    require_engine,
 )
 from tests.pgserver import PgServer
 from tests.test_readme_commands import Command, commands
@@ -139,11 +139,7 @@ def one_line_engine(state: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def reader(pg_factories: object, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Reader]:
-    reason = missing_engine_reason()
-    if reason is not None:
-        if os.environ.get("NAAPDB_REQUIRE_ENGINE"):
-            pytest.fail(reason)
-        pytest.skip(reason)
+    require_engine()
     server: PgServer = pg_factories("16").start()  # type: ignore[operator]
     scratch = tmp_path_factory.mktemp("walkthrough")
     environment = one_line_engine(scratch / "state")

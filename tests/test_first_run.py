@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.engine import OPERATION_TIMEOUT, engine_environment, missing_engine_reason
+from tests.engine import OPERATION_TIMEOUT, engine_environment, require_engine
 from tests.test_readme_commands import README, commands, fresh_clone
 
 pytestmark = pytest.mark.cli
@@ -25,11 +25,7 @@ pytestmark = pytest.mark.cli
 
 @pytest.fixture(scope="module")
 def clone(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
-    reason = missing_engine_reason()
-    if reason is not None:
-        if os.environ.get("NAAPDB_REQUIRE_ENGINE"):
-            pytest.fail(reason)
-        pytest.skip(reason)
+    require_engine()
     scratch = tmp_path_factory.mktemp("first-run")
     environment = engine_environment(scratch / "state")
     environment["HOME"] = str(scratch)

@@ -36,6 +36,7 @@ from tests.engine import (
     copy_project,
     make_project,
     missing_engine_reason,
+    require_engine,
 )
 from tests.pgbouncer import REQUIRE_VARIABLE as REQUIRE_PGBOUNCER
 from tests.pgbouncer import missing_reason, running_pgbouncer
@@ -55,11 +56,7 @@ def project(
 ) -> Iterator[Project]:
     """On PostgreSQL 16, the version the product runs, whatever
     NAAPDB_TEST_POSTGRES picks for the other db tests."""
-    reason = missing_engine_reason()
-    if reason is not None:
-        if os.environ.get("NAAPDB_REQUIRE_ENGINE"):
-            pytest.fail(reason)
-        pytest.skip(reason)
+    require_engine()
     server = pg_factories(ENGINE_POSTGRES).start()
     # Every statement the provider sends is logged: no password may be in one.
     for statement in ("ALTER SYSTEM SET log_statement = 'all'", "SELECT pg_reload_conf()"):

@@ -333,8 +333,12 @@ def test_the_readme_is_read_in_five_minutes() -> None:
     readme = (ROOT / "README.md").read_text()
     assert len(readme.splitlines()) < 250
     assert "<!-- keys:" not in readme and "<!-- commands -->" not in readme
-    for heading in ("## The two commands", "## Bring up dev", "## Add a plugin"):
+    for heading in ("## Run the tests", "## Bring up dev", "## Commands", "## Add a plugin"):
         assert heading in readme
+    # A fresh machine's two commands open it: the test suite, then dev.
+    first_blocks = re.findall(r"```bash\n(.*?)```", readme, flags=re.DOTALL)[:2]
+    assert first_blocks[0].startswith("bash scripts/test.sh"), first_blocks[0]
+    assert "pulumi up --stack dev" in first_blocks[1], first_blocks[1]
     for document in re.findall(r"\]\((docs/[a-z]+\.md)", readme):
         assert (ROOT / document).is_file(), document
 

@@ -30,7 +30,7 @@ import psycopg
 import pytest
 
 from naapdb.stackfiles import load_stack_settings
-from tests.engine import STACK, Project, make_project, missing_engine_reason
+from tests.engine import STACK, Project, make_project, require_engine
 from tests.pgserver import ClusterFactory, PgServer
 
 pytestmark = pytest.mark.cli
@@ -50,11 +50,7 @@ WAIT_SECONDS = 600
 def project(
     pg_factories: Callable[[str], ClusterFactory], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Project]:
-    reason = missing_engine_reason()
-    if reason is not None:
-        if os.environ.get("NAAPDB_REQUIRE_ENGINE"):
-            pytest.fail(reason)
-        pytest.skip(reason)
+    require_engine()
     server = pg_factories(ENGINE_POSTGRES).start()
     yield make_project(tmp_path_factory.mktemp("recover"), server)
     server.stop()
