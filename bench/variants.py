@@ -22,6 +22,16 @@ def _first_frame():  # type: ignore[no-untyped-def]
 
 _resource._get_stack_trace = _first_frame
 """
+QUIET_LOG = """\
+# bench/designs.py `quiet-log`: the SDK's debug messages not sent. Each
+# `pulumi.log.debug` is a synchronous Engine.Log call on the event loop's
+# thread (pulumi/log.py `_log`), three or more per registered resource;
+# the CLI drops them unless run with -v. Measures that cost; not a product
+# setting (it would patch the SDK).
+import pulumi.log as _log
+
+_log.debug = lambda *args, **kwargs: None
+"""
 # Since issue 23 the project's default (`as-is`, tests/engine.py's
 # environment) skips intermediate checkpoints; `checkpoints` is what a user
 # without that setting gets, and prod's updates: the state after every step.
@@ -34,6 +44,7 @@ DESIGNS: dict[str, tuple[dict[str, str], str]] = {
     "no-backups": ({**CHECKPOINTS, "PULUMI_DIY_BACKEND_DISABLE_CHECKPOINT_BACKUPS": "true"}, ""),
     "one-frame": (CHECKPOINTS, ONE_FRAME),
     "skip-checkpoints+one-frame": (SKIP, ONE_FRAME),
+    "quiet-log": ({}, QUIET_LOG),
 }
 
 
