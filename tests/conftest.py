@@ -15,7 +15,7 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict
 
 from naapdb import tlsprobe
-from tests import harness, tlspostgres
+from tests import harness, prismacli, tlspostgres
 from tests.pgserver import (
     DEFAULT_VERSION,
     INSTALLS,
@@ -116,6 +116,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         build = tlspostgres.BUILDS[version]
         state = build.describe() if build.installed() else f"not installed: {_TLS_FIX}"
         lines.append(f"postgresql {version} with TLS: {state}")
+    prisma = prismacli.describe() if prismacli.installed() else f"not installed: {prismacli.FIX}"
+    lines.append(f"prisma: {prisma}")
     return [*lines, f"({VERSIONS_VARIABLE}=16, 18 or 16,18 picks them)"]
 
 

@@ -1,6 +1,7 @@
 """Prisma mode: the `schemas` check on real `schema.prisma` files, the command
 line and environment Prisma runs with (through a stand-in `npx` that records
-them), and the real `prisma db push`, which skips where `npx prisma` cannot run."""
+them), and the real `prisma db push` with the pinned Prisma CLI
+(tests/prismacli.py), which skips only where npm could not install it."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from naapdb.catalog import parse_catalog
 from naapdb.plan import AccessPlan, build_plan
 from naapdb.prisma import PrismaSchemaError, compare, parse_schemas, read_schemas
 from naapdb.stackfiles import find_project_root, load_stack_settings
+from tests import prismacli
 from tests.pgserver import PgServer
 
 ROOT = find_project_root(Path(__file__).parent)
@@ -445,45 +447,46 @@ def test_the_prisma_url_makes_what_prisma_creates_owned_by_naap_owner(fresh_pg: 
 # ---------------------------------------------------------------- the real Prisma
 
 
-def _real_prisma(directory: Path) -> str | None:
-    """Why the real `npx prisma` cannot run here, or None when it can."""
-    if shutil.which("npx") is None:
-        return "npx is not installed"
-    major = prisma.prisma_major_version(directory)
-    if major is None:
-        return (
-            "`npx --no-install prisma --version` does not run here (no installed Prisma CLI; "
-            "its schema engine is a download these machines cannot fetch)"
-        )
-    return None
+@pytest.fixture
+def real_prisma_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A platform directory as the NAAP checkout's packages/database: the
+    pinned Prisma CLI in its node_modules (tests/prismacli.py) and a
+    prisma.config.ts that runs Prisma's WebAssembly schema engine."""
+    if shutil.which("npx") is None or not prismacli.installed():
+        message = f"the pinned Prisma CLI is not installed in {prismacli.root()}: {prismacli.FIX}"
+        if os.environ.get(prismacli.REQUIRE_VARIABLE):
+            pytest.fail(message)
+        pytest.skip(message)
+    directory = tmp_path / "database"
+    (directory / "prisma").mkdir(parents=True)
+    (directory / "node_modules").symlink_to(prismacli.node_modules())
+    shutil.copyfile(prismacli.PINNED / "prisma.config.ts", directory / "prisma.config.ts")
+    # The query compiler instead of the query engine library, another download;
+    # no update check, no telemetry (no network but PostgreSQL's).
+    monkeypatch.setenv("PRISMA_CLIENT_ENGINE_TYPE", "client")
+    monkeypatch.setenv("CHECKPOINT_DISABLE", "1")
+    monkeypatch.setenv("PRISMA_HIDE_UPDATE_MESSAGE", "1")
+    return directory
 
 
 @pytest.mark.db
-def test_real_prisma_db_push_creates_tables_owned_by_naap_owner(
+def test_real_prisma_db_push_creates_the_tables_and_hands_them_to_their_owner(
     fresh_pg: PgServer,
-    tmp_path: Path,
+    real_prisma_dir: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    directory = tmp_path / "database"
-    (directory / "prisma").mkdir(parents=True)
-    reason = _real_prisma(directory)
-    if reason:
-        pytest.skip(reason)
+    """The real `prisma db push` (Prisma's own schema engine) creates the
+    table as naap_owner; the push hands it to its schema's owner, and the
+    database ends as the SQL push leaves it: verify finds nothing."""
     schemas = ", ".join(f'"{schema}"' for schema in CATALOG.schemas)
-    major = prisma.prisma_major_version(directory)
-    if major is not None and major >= 7:
-        # Prisma 7 reads the URL from its config file, not from the schema.
-        (directory / "prisma.config.ts").write_text(
-            'import { defineConfig, env } from "prisma/config";\n'
-            'export default defineConfig({ schema: "prisma/schema.prisma", '
-            'datasource: { url: env("DATABASE_URL") } });\n'
-        )
-    (directory / "prisma" / "schema.prisma").write_text(
+    (real_prisma_dir / "prisma" / "schema.prisma").write_text(
         "datasource db {\n"
         '  provider = "postgresql"\n'
-        + ('  url      = env("DATABASE_URL")\n' if major is not None and major < 7 else "")
-        + f"  schemas  = [{schemas}]\n"
+        # Prisma 6 requires a url; with an adapter it connects through the
+        # adapter's DATABASE_URL and never uses this one.
+        '  url      = "postgresql://unused.invalid/naap"\n'
+        f"  schemas  = [{schemas}]\n"
         "}\n\n"
         "model CommunityNote {\n"
         "  id   String @id\n"
@@ -491,15 +494,18 @@ def test_real_prisma_db_push_creates_tables_owned_by_naap_owner(
         '  @@schema("plugin_community")\n'
         "}\n"
     )
-    monkeypatch.setenv("DATABASE_URL", _apply_plan(fresh_pg))
-    code, out, err = _push(capsys, "--prisma", str(directory))
+    assert prisma.prisma_major_version(real_prisma_dir) == 6
+    monkeypatch.setenv("DATABASE_URL", _apply_plan(fresh_pg, PRISMA_PLAN))
+    code, out, err = _push(capsys, "--prisma", str(real_prisma_dir))
     assert code == 0, out + err
-    owner = (
-        fresh_pg.connect()
-        .execute(
+    assert "Your database is now in sync with your Prisma schema" in out
+    assert MIGRATOR_PASSWORD not in out + err
+    # the table, handed from naap_owner (who created it) with its _rw and _ro rights
+    assert out.splitlines()[-1] == "handed 1 objects to their schema's owner, restored 2 rights"
+    with fresh_pg.connect() as admin:
+        owner = admin.execute(
             "SELECT tableowner FROM pg_tables WHERE schemaname = 'plugin_community' "
             "AND tablename = 'CommunityNote'"
-        )
-        .fetchone()
-    )
-    assert owner == (names.OWNER,)
+        ).fetchone()
+        assert owner == ("plugin_community_owner",)
+        assert not verify.verify(admin, PRISMA_PLAN).differences
