@@ -37,55 +37,10 @@ admin (adding the plugin back hands them to the new owner, `naapdb.adopt`);
 its other roles own nothing. Roles are not retained, since a role left
 behind would make adding the plugin back fail on "role already exists".
 
-Decisions the code below relies on:
-
-- Memberships are the member Role's `roles` input, not one `GrantRole` per
-  membership: the provider reads a role's memberships back from
-  `pg_auth_members` and revokes any it was not given, so a membership
-  granted by hand (`GRANT plugin_gateway_owner TO naap_wallet`) shows as
-  drift in `pulumi preview` and is taken back by `pulumi up`; a `GrantRole` never
-  notices memberships besides its own. The entries are the group Role
-  resources' `name` outputs, so a member is created after its groups.
-- No `GRANT ... ON ALL TABLES/SEQUENCES/FUNCTIONS IN SCHEMA`: each schema's
-  owner creates every object of its schema (the push runs `SET LOCAL ROLE
-  <schema>_owner`; prisma mode hands Prisma's objects over right after),
-  so the DefaultPrivileges
-  give each object its rights at creation. Those grants only re-granted what
-  the defaults had given, at five resources per plugin and a catalog scan
-  per resource on every refresh; `verify` checks every existing object's
-  ACL against the defaults (`AccessPlan.object_privileges`).
-- Under alternating rotation only `<identity>_a` gets a password from
-  Pulumi; `<identity>_b` is LOGIN without one (no password authentication
-  succeeds) until the first rotation's setSecret sets it. Both ignore
-  password changes: rotation owns them, and with a superuser admin the
-  provider reads the stored verifier back, which without `ignore_changes`
-  would make `pulumi up` clear the password rotation gave `_b`.
-- `public` (PostgreSQL 15+, owned by `pg_database_owner`): a `Schema`
-  resource named `public` with `owner=public_owner` and
-  `if_not_exists=True` adopts the existing schema (the provider sees it
-  exists and runs only `ALTER SCHEMA public OWNER TO public_owner`, which
-  also rewrites the ACL's grantor from pg_database_owner to public_owner). Every grant, default
-  privilege and revocation on `public` depends on that resource, so none
-  runs while `pg_database_owner` still owns it: a non-superuser admin (RDS)
-  makes the provider temporarily grant it the schema's owner, and
-  `pg_database_owner` "cannot have explicit members". The revocation then
-  is a plain `REVOKE ALL ON SCHEMA public FROM PUBLIC` by the owner's
-  member. Applies cleanly on 15, 16 and later, superuser admin or not.
-- GRANT/REVOKE on one catalogue row from parallel transactions fails with
-  "tuple concurrently updated" (cyrilgdn/terraform-provider-postgresql#178),
-  so the privilege resources of one schema run in a chain, and so do those
-  on the database; schemas still proceed in parallel. The database's chain
-  is two long whatever the catalogue: PUBLIC's revocation, then CONNECT for
-  `naap_connect`. Identities connect as its members. A CONNECT grant per
-  identity made a chain as long as the catalogue, and the Pulumi SDK's
-  dependency-cycle check (`pulumi/runtime/resource_cycle_breaker.py`) walks
-  dependencies recursively: at 1,000 plugins `pulumi preview` died with
-  RecursionError, and below that the walk grew superlinearly. No chain here
-  grows with the catalogue (tests/components/test_access.py measures it).
-- No role is SUPERUSER, CREATEDB, CREATEROLE, REPLICATION or BYPASSRLS, each
-  said explicitly (false): the admin of RDS (CREATEROLE, not superuser)
-  can create every role, and a refresh reports an attribute someone
-  granted by hand as drift that `pulumi up` takes back.
+The decisions the code below relies on (memberships as a Role's `roles`, no
+ALL-IN-SCHEMA grants, `_b` without a password, adopting `public`, one chain
+per schema, no role attribute left implicit): docs/access.md, "How the
+components declare it".
 """
 
 from __future__ import annotations

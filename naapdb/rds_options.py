@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from naapdb.errors import ConfigError
 
 if TYPE_CHECKING:
-    from naapdb.settings import RdsServer
+    from naapdb.server_settings import RdsServer
 
 # What CloudWatch Logs accepts as a retention (days).
 LOG_RETENTION_DAYS = (
