@@ -80,6 +80,15 @@ _WANTED: dict[type, str] = {
 }
 
 
+SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+
+
+def check_sslmode(sslmode: str, key: str) -> None:
+    """libpq's sslmode values: the server's and the pooler's `sslmode` key."""
+    if sslmode not in SSL_MODES:
+        raise ConfigError(key, f"{sslmode!r} is not one of {', '.join(SSL_MODES)}")
+
+
 def check_port(port: int, key: str) -> None:
     if not 1 <= port <= 65535:
         raise ConfigError(key, f"{port} is outside 1-65535")

@@ -37,6 +37,7 @@ from typing import Any
 from naapdb.configvalues import (
     check_bind_address,
     check_port,
+    check_sslmode,
     dataclass_values,
     has_pinned_tag,
 )
@@ -46,7 +47,6 @@ from naapdb.plan import AccessPlan, Role
 
 POOLER_KEY = "naap-db:pooler"
 POOL_MODES = ("transaction", "session")
-SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 # PgBouncer 1.25.1 (the edoburu image: Alpine, PgBouncer built from source).
 DEFAULT_PGBOUNCER_IMAGE = "edoburu/pgbouncer:v1.25.1-p0"
 PGBOUNCER_PORT = 6432
@@ -217,10 +217,7 @@ def _check_pooler(pooler: PoolerSettings, production: bool) -> None:
         if not pooler.host:
             raise ConfigError(f"{key}.host", "is required for an external pooler")
         check_port(pooler.port, f"{key}.port")
-        if pooler.sslmode not in SSL_MODES:
-            raise ConfigError(
-                f"{key}.sslmode", f"{pooler.sslmode!r} is not one of {', '.join(SSL_MODES)}"
-            )
+        check_sslmode(pooler.sslmode, f"{key}.sslmode")
 
 
 # --- the pools ----------------------------------------------------------------

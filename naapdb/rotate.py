@@ -46,15 +46,10 @@ from typing import TYPE_CHECKING, Any
 
 from naapdb import proxy_credentials, scram, trust
 from naapdb.connection import ConnectionError_, connect, one_line, redact
-from naapdb.rotation_secret import (  # noqa: F401 (the secret's names, importable from here too)
-    APPLICATION_NAME,
-    DEFAULT_SSLMODE,
-    ENGINE,
-    SECRET_FIELDS,
+from naapdb.rotation_secret import (
     DbSecret,
     RotationError,
     check_login_of,
-    identity_of,
     identity_of_secret,
     other_login,
 )

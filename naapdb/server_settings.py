@@ -15,13 +15,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from naapdb import names
-from naapdb.configvalues import check_bind_address, has_pinned_tag
+from naapdb.configvalues import check_bind_address, check_sslmode, has_pinned_tag
 from naapdb.configvalues import check_port as _check_port
 from naapdb.configvalues import dataclass_values as _dataclass_values
 from naapdb.errors import ConfigError
 from naapdb.rds_options import check_rds_operations
-
-SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 
 
 @dataclass(frozen=True)
@@ -270,10 +268,7 @@ def _check_rds_production(server: RdsServer, key: str) -> None:
 
 def _check_external(server: ExternalServer, key: str) -> None:
     _check_port(server.port, f"{key}.port")
-    if server.sslmode not in SSL_MODES:
-        raise ConfigError(
-            f"{key}.sslmode", f"{server.sslmode!r} is not one of {', '.join(SSL_MODES)}"
-        )
+    check_sslmode(server.sslmode, f"{key}.sslmode")
     if server.database != names.DATABASE:
         raise ConfigError(
             f"{key}.database",

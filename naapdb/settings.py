@@ -25,10 +25,8 @@ from naapdb.limits import Budget, LimitSettings, ceiling_for, parse_limit_settin
 from naapdb.plan import SCHEMA_MIGRATOR, AccessPlan, Rotation, build_plan
 from naapdb.pooler import PoolerBudget, PoolerSettings, parse_pooler, pooler_budget
 from naapdb.replicas import Replica, parse_replicas
-from naapdb.server_settings import (  # noqa: F401 (the server's names, importable from here too)
-    REQUIRED_SERVER_KEYS,
+from naapdb.server_settings import (
     SERVER_KINDS,
-    SSL_MODES,
     ContainerServer,
     ExternalServer,
     RdsServer,

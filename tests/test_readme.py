@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 import yaml
 
-from naapdb import catalog, connection, settings
+from naapdb import catalog, connection, server_settings, settings
 from naapdb.__main__ import build_parser, main
 from naapdb.errors import ConfigError
 from naapdb.stackfiles import read_raw_config
@@ -137,7 +137,7 @@ def schema_sections() -> dict[str, dict[str, Any]]:
     entry_defaults = dataclass_keys(catalog.PluginEntry)
     sections["plugins[]"] = {key: entry_defaults.get(key, UNCHECKED) for key in catalog.ENTRY_KEYS}
     for kind, server_class in settings.SERVER_KINDS.items():
-        required = settings.REQUIRED_SERVER_KEYS.get(kind, ())
+        required = server_settings.REQUIRED_SERVER_KEYS.get(kind, ())
         sections[f"server.{kind}"] = dataclass_keys(server_class, required)
     credentials = dataclass_keys(settings.CredentialSettings)
     credentials["rotation"] = UNCHECKED  # its default follows the server kind

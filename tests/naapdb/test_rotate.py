@@ -38,11 +38,11 @@ from naapdb.rotate import (
     DbSecret,
     RotationError,
     handle,
-    identity_of,
     other_login,
     rotate_now,
     run_step,
 )
+from naapdb.rotation_secret import identity_of
 from naapdb.sql import plan_to_sql
 from naapdb.stackfiles import load_stack_settings
 from tests.harness import ROOT
