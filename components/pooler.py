@@ -23,8 +23,8 @@ import pulumi
 import pulumi_docker as docker
 
 from components.proxy import RdsProxy
-from components.server import DatabaseServer, physical_name, stack_labels
-from naapdb import pgbouncer
+from components.server import DatabaseServer, stack_labels
+from naapdb import names, pgbouncer
 from naapdb.pooler import (
     RDS_PROXY_PORT,
     ContainerPooler,
@@ -117,7 +117,7 @@ class ConnectionPooler(pulumi.ComponentResource):
         ]
         container = docker.Container(
             child_name(name, POOLER_CONTAINER),
-            name=pooler.container_name or f"{physical_name(settings.stack)}-pooler",
+            name=names.pooler_container_name(settings.stack, pooler.container_name),
             image=image.image_id,
             # The image's entrypoint would write its own config from the
             # environment; run PgBouncer on the rendered one instead.

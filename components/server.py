@@ -156,7 +156,7 @@ class DatabaseServer(pulumi.ComponentResource):
     def _container(self, name: str, settings: StackSettings, server: ContainerServer) -> None:
         """PostgreSQL on the local Docker engine, published on loopback only."""
         base = physical_name(settings.stack)
-        container_name = server.container_name or base
+        container_name = names.server_container_name(settings.stack, server.container_name)
         child = pulumi.ResourceOptions(parent=self)
         image = docker.RemoteImage(
             urns.child_name(name, urns.SERVER_IMAGE),
@@ -437,7 +437,7 @@ def pooler_network(name: str, stack: str, parent: pulumi.Resource) -> docker.Net
     was; joining it replaces the server container once (its volume stays)."""
     return docker.Network(
         name,
-        name=f"{physical_name(stack)}-net",
+        name=names.pooler_network_name(stack),
         labels=[docker.NetworkLabelArgs(label=k, value=v) for k, v in stack_labels(stack).items()],
         opts=pulumi.ResourceOptions(parent=parent),
     )

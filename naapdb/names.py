@@ -80,6 +80,21 @@ def physical_name(stack: str) -> str:
     return f"naap-db-{slug or 'stack'}"
 
 
+def server_container_name(stack: str, configured: str | None) -> str:
+    """The dev server container's name: `containerName`, or the stack's."""
+    return configured or physical_name(stack)
+
+
+def pooler_network_name(stack: str) -> str:
+    """The Docker network a container pooler shares with the server."""
+    return f"{physical_name(stack)}-net"
+
+
+def pooler_container_name(stack: str, configured: str | None) -> str:
+    """The PgBouncer container's name: the pooler's `containerName`, or the stack's."""
+    return configured or f"{physical_name(stack)}-pooler"
+
+
 def stack_labels(stack: str) -> dict[str, str]:
     """Docker labels: which project and stack a container or volume belongs to
     (`recover` adopts only a container or network that carries them)."""

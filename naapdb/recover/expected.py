@@ -51,12 +51,12 @@ def docker_objects(settings: StackSettings) -> list[Adoptable]:
     server = settings.server
     if not isinstance(server, ContainerServer):
         return []
-    base = names.physical_name(settings.stack)
+    stack = settings.stack
     found = [
         Adoptable(
             urns.server_child(urns.CONTAINER_TYPE, urns.SERVER_CONTAINER),
             CONTAINER,
-            server.container_name or base,
+            names.server_container_name(stack, server.container_name),
         )
     ]
     pooler = settings.pooler
@@ -65,10 +65,12 @@ def docker_objects(settings: StackSettings) -> list[Adoptable]:
             Adoptable(
                 urns.server_child(urns.NETWORK_TYPE, urns.SERVER_NETWORK),
                 NETWORK,
-                f"{base}-net",
+                names.pooler_network_name(stack),
             ),
             Adoptable(
-                urns.pooler_container(), CONTAINER, pooler.container_name or f"{base}-pooler"
+                urns.pooler_container(),
+                CONTAINER,
+                names.pooler_container_name(stack, pooler.container_name),
             ),
         ]
     return found
