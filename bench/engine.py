@@ -51,7 +51,12 @@ if sys.path and Path(sys.path[0]).resolve() == ROOT / "bench":
 elif str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.common import exit_on_sigterm, give_connections, synthetic_catalogue  # noqa: E402
+from bench.common import (  # noqa: E402
+    ROOMY_LIMITS,
+    exit_on_sigterm,
+    give_connections,
+    synthetic_catalogue,
+)
 from bench.peer import make_tofu, missing_peer_reason  # noqa: E402
 from bench.report import ENGINE_BEGIN, ENGINE_END, write_section  # noqa: E402
 from bench.variants import DESIGNS, apply_design  # noqa: E402
@@ -111,10 +116,7 @@ def set_catalogue(project: Project, plugins: int) -> None:
     )
     path = project.path / f"Pulumi.{STACK}.yaml"
     document = yaml.safe_load(path.read_text())
-    document["config"]["naap-db:limits"] = {
-        "plugins": {"connections": 1},
-        "maxConnections": ceiling(plugins),
-    }
+    document["config"]["naap-db:limits"] = {**ROOMY_LIMITS, "maxConnections": ceiling(plugins)}
     document["config"]["naap-db:push"] = {"mode": "off"}
     path.write_text(yaml.safe_dump(document, sort_keys=False))
 

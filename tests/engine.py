@@ -10,6 +10,7 @@ from the test venv (tests/wheelhouse.py) instead of an index."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -190,6 +191,13 @@ def copy_project(destination: Path, source: Path = ROOT) -> Path:
     return destination
 
 
+@functools.cache
+def _project_wheels() -> Path:
+    """The wheelhouse of the project's requirements: the same all session, so
+    it is looked up once, not once per project copy."""
+    return wheelhouse([ROOT / "requirements.txt", ROOT / "policy" / "requirements.txt"])
+
+
 def engine_environment(state: Path) -> dict[str, str]:
     """The environment a user has after the build script's one line (the
     engine's CLI first on PATH, its PULUMI_HOME, no plugin download) and the
@@ -205,7 +213,7 @@ def engine_environment(state: Path) -> dict[str, str]:
         for key, value in os.environ.items()
         if not key.startswith(("PULUMI_", "PG", "DATABASE_URL", "AWS_", "PIP_", "VIRTUAL_ENV"))
     }
-    wheels = wheelhouse([ROOT / "requirements.txt", ROOT / "policy" / "requirements.txt"])
+    wheels = _project_wheels()
     environment.update(
         PATH=os.pathsep.join([str(engine_dir() / "bin"), environment.get("PATH", "")]),
         PULUMI_HOME=str(engine_dir() / "home"),

@@ -21,6 +21,7 @@ scripts/test.sh runs it where npm exists. docs/testing.md tells the story."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -43,12 +44,14 @@ class InstallError(Exception):
     """One line saying what refused and what to do."""
 
 
+@functools.cache
 def pinned_versions() -> dict[str, str]:
     """package name -> exact version, as tests/prisma_cli/package.json pins them."""
     manifest = json.loads((PINNED / "package.json").read_text())
     return dict(manifest["dependencies"])
 
 
+@functools.cache
 def lock_digest() -> str:
     return hashlib.sha256((PINNED / "package-lock.json").read_bytes()).hexdigest()
 

@@ -44,15 +44,7 @@ class PulumiCli:
         self._environ[SKIP_CHECKPOINTS_VARIABLE] = "true"
 
     def _pulumi(self, *arguments: str) -> str:
-        command = [
-            "pulumi",
-            *arguments,
-            "--stack",
-            self.stack,
-            "--non-interactive",
-            "--color",
-            "never",
-        ]
+        command = ["pulumi", *arguments, "--stack", self.stack, *QUIET]
         try:
             result = self._run(
                 command,
