@@ -33,6 +33,7 @@ DIRECT_OUTPUT = "direct_urls"
 SHOW_SECRETS = "pulumi stack output --json --show-secrets"
 FILE_MODE = 0o600
 VARIABLE = "DATABASE_URL"
+READ_VARIABLE = "DATABASE_READ_URL"
 
 
 class DotenvError(ValueError):
@@ -63,10 +64,10 @@ def run(args: argparse.Namespace) -> int:
         pooled = pooling_note(outputs, role)
         if pooled:
             print(f"note: {pooled}", file=sys.stderr)
-        line = (f"# {pooled}\n" if pooled else "") + f"DATABASE_URL={urls[role]}\n"
+        line = (f"# {pooled}\n" if pooled else "") + f"{VARIABLE}={urls[role]}\n"
         read_url = read_urls(outputs).get(role)
         if read_url:
-            line += f"DATABASE_READ_URL={read_url}\n"
+            line += f"{READ_VARIABLE}={read_url}\n"
         if args.out:
             write_private(args.out, merged(read_existing(args.out), line))
         else:
@@ -125,7 +126,7 @@ def pooling_note(outputs: Mapping[str, Any], role: str) -> str | None:
     if direct.get(role) == outputs[OUTPUT].get(role):
         return None
     where = f"{pooler.get('host')}:{pooler.get('port')}"
-    return f"DATABASE_URL goes through the {pooler.get('kind')} pooler at {where}: " + str(
+    return f"{VARIABLE} goes through the {pooler.get('kind')} pooler at {where}: " + str(
         pooler.get("notes") or ""
     )
 
@@ -158,7 +159,7 @@ def read_existing(path: str) -> str:
 
 
 # The lines this command writes: what a new run replaces in an existing file.
-OWN_VARIABLES = (VARIABLE, "DATABASE_READ_URL")
+OWN_VARIABLES = (VARIABLE, READ_VARIABLE)
 POOLING_COMMENT = f"# {VARIABLE} goes through the "
 
 
